@@ -1,0 +1,206 @@
+"""Run configuration: one frozen dataclass, JSON round-trip, validation, presets."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from .data import DataError
+
+
+class ConfigError(ValueError):
+    """A bad configuration value (reported as a one-line error naming the parameter)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a run. Same config → identical log.
+
+    Data: ``data_path`` (``None`` = synthetic exemplars generated in memory from the ``synth_*``
+    fields with ``synth_seed``); ``n_classes`` training classes (labels ``0..n_classes-1``,
+    label of class ``c`` is ``c``), ``n_holdout_classes`` further classes used only by the ICL
+    evaluator when > 0; ``n_exemplars`` exemplars per class.
+
+    Optimiser: Adam(``beta1``, ``beta2``) with optional decoupled ``weight_decay`` (AdamW). The
+    learning rate is ``lr`` until the first boundary of ``lr_steps`` — a tuple of
+    ``(step, lr)`` pairs switching to ``lr`` at ``step`` — with an optional linear warm-up over
+    ``warmup_steps``.
+    """
+
+    # data
+    data_path: str | None = None
+    data_dataset: str = "resnet18/224/feat"
+    n_classes: int = 1600
+    n_holdout_classes: int = 0
+    n_exemplars: int = 20
+    synth_dim: int = 64
+    synth_noise: float = 0.5
+    synth_seed: int = 0
+    # sequences
+    context_pairs: int = 2
+    burstiness: int = 1
+    p_bursty: float = 1.0
+    zipf_alpha: float = 0.0
+    train_kind: str = "bursty"  # bursty | icl_only
+    icl_label_set: int = 2  # labels re-assigned per sequence for icl_only training
+    matched: bool = False  # context exemplar of the query class = the query exemplar
+    # model
+    depth: int = 2
+    d_model: int = 64
+    n_heads: int = 8
+    mlp: bool = False
+    positional: str = "learned"
+    # optimisation
+    lr: float = 1e-5
+    lr_steps: tuple[tuple[int, float], ...] = ()
+    warmup_steps: int = 0
+    beta1: float = 0.9
+    beta2: float = 0.999
+    weight_decay: float = 0.0
+    batch_size: int = 32
+    n_sequences: int = 20_000_000
+    # evaluation / logging
+    eval_every: int = 1000  # steps between evaluations
+    n_eval: int = 5000  # sequences per evaluator
+    n_probe: int = 512  # sequences used for induction-strength / previous-token probes
+    evaluators: tuple[str, ...] = ("train_eval", "icl", "iwl_copy_avail", "flip_icl", "pure_iwl")
+    checkpoint_every: int = 1  # evaluations between checkpoints
+    # seeds
+    init_seed: int = 0
+    train_seed: int = 1
+    eval_seed: int = 2
+    # grafting
+    graft_from: str | None = None  # checkpoint file (state.eqx) of another run
+    graft_modules: tuple[str, ...] = ()  # e.g. ("blocks.1", "unembed")
+    freeze_grafted: bool = False
+
+    @property
+    def n_steps(self) -> int:
+        return -(-self.n_sequences // self.batch_size)
+
+    @property
+    def seq_len(self) -> int:
+        return 2 * self.context_pairs + 1
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - fields
+        if unknown:
+            raise ConfigError(f"{sorted(unknown)[0]}: unknown config field")
+        d = dict(d)
+        if "lr_steps" in d:
+            d["lr_steps"] = tuple((int(s), float(v)) for s, v in d["lr_steps"])
+        for name in ("evaluators", "graft_modules"):
+            if name in d:
+                d[name] = tuple(d[name])
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, s: str) -> "TrainConfig":
+        return cls.from_dict(json.loads(s))
+
+    def validate(self) -> None:
+        from .evaluate import EVALUATORS
+
+        positive = (
+            "n_classes n_exemplars synth_dim context_pairs burstiness depth d_model n_heads "
+            "batch_size n_sequences eval_every n_eval n_probe checkpoint_every"
+        ).split()
+        for name in positive:
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.n_holdout_classes < 0:
+            raise ConfigError(f"n_holdout_classes: must be >= 0, got {self.n_holdout_classes}")
+        if self.context_pairs < 2 * self.burstiness:
+            raise ConfigError(
+                f"context_pairs: {self.context_pairs} is shorter than 2 x burstiness "
+                f"= {2 * self.burstiness}"
+            )
+        if self.d_model % self.n_heads:
+            raise ConfigError(f"n_heads: d_model={self.d_model} is not divisible by {self.n_heads}")
+        if self.positional not in ("learned", "sinusoidal", "rope"):
+            raise ConfigError(f"positional: unknown encoding {self.positional!r}")
+        if self.train_kind not in ("bursty", "icl_only"):
+            raise ConfigError(f"train_kind: must be 'bursty' or 'icl_only', got {self.train_kind!r}")
+        for name in self.evaluators:
+            if name not in EVALUATORS:
+                raise ConfigError(f"evaluators: unknown evaluator {name!r} (one of {tuple(EVALUATORS)})")
+        if not self.evaluators:
+            raise ConfigError("evaluators: at least one evaluator is required")
+        if not (self.lr > 0):
+            raise ConfigError(f"lr: must be > 0, got {self.lr}")
+        for step, value in self.lr_steps:
+            if step < 0 or not value > 0:
+                raise ConfigError(f"lr_steps: bad (step, lr) pair ({step}, {value})")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"warmup_steps: must be >= 0, got {self.warmup_steps}")
+        if not 0.0 <= self.p_bursty <= 1.0:
+            raise ConfigError(f"p_bursty: must be in [0, 1], got {self.p_bursty}")
+        if self.zipf_alpha < 0:
+            raise ConfigError(f"zipf_alpha: must be >= 0, got {self.zipf_alpha}")
+        if self.synth_noise < 0:
+            raise ConfigError(f"synth_noise: must be >= 0, got {self.synth_noise}")
+        if self.graft_modules and not self.graft_from:
+            raise ConfigError("graft_from: graft_modules given without a checkpoint to graft from")
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The study's main run (thesis ch. 5) at full scale; meant for a GPU.
+    "coopetition-paper": dict(
+        n_classes=12800,
+        n_exemplars=20,
+        synth_dim=512,
+        synth_noise=0.75,
+        lr=1e-5,
+        batch_size=32,
+        n_sequences=20_000_000,
+        eval_every=10_000,
+        n_eval=5000,
+        checkpoint_every=5,
+    ),
+    # Reduced configuration that shows the same qualitative sequence on a 2-core CPU in
+    # <= 15 minutes (see docs/cpu_quick_preset.md for how it was found and its results).
+    "cpu-quick": dict(
+        n_classes=12800,
+        n_exemplars=20,
+        synth_dim=64,
+        synth_noise=0.75,
+        lr=3e-4,
+        lr_steps=((12_000, 1e-3),),
+        batch_size=32,
+        n_sequences=1_600_000,
+        eval_every=1000,
+        n_eval=2000,
+        checkpoint_every=5,
+    ),
+    # A tiny configuration for smoke tests (seconds).
+    "tiny": dict(
+        n_classes=64,
+        n_exemplars=4,
+        synth_dim=8,
+        synth_noise=0.3,
+        d_model=16,
+        n_heads=2,
+        lr=3e-3,
+        batch_size=16,
+        n_sequences=3200,
+        eval_every=50,
+        n_eval=64,
+        n_probe=16,
+    ),
+}
+
+
+def preset_config(name: str, **overrides: Any) -> TrainConfig:
+    """``TrainConfig`` of a named preset with ``overrides`` applied."""
+    if name not in PRESETS:
+        raise ConfigError(f"preset: unknown preset {name!r} (one of {tuple(PRESETS)})")
+    return TrainConfig.from_dict({**PRESETS[name], **overrides})
+
+
+__all__ = ["TrainConfig", "ConfigError", "DataError", "PRESETS", "preset_config"]

@@ -1,0 +1,326 @@
+"""Exemplar data: HDF5 loading/validation, a synthetic generator, and jit-able sequence samplers.
+
+Layout of an exemplar file (the original study's Omniglot feature files): one float dataset,
+by default at ``resnet18/224/feat``, shaped ``(classes, exemplars, feature_dim)``.
+
+Synthetic exemplars: class prototypes :math:`\\mu_c \\sim N(0, I_D)` and exemplars
+
+.. math:: x_{c,e} = (\\mu_c + \\varepsilon\\,\\xi_{c,e}) / \\sqrt{1 + \\varepsilon^2},
+   \\qquad \\xi_{c,e} \\sim N(0, I_D),
+
+so every exemplar has unit expected per-coordinate variance and ``ε`` sets the within-class
+spread.
+
+A *sequence* is ``k`` context (exemplar, label) pairs followed by a query exemplar. It is stored
+as indices, not features, so sampling costs :math:`O(B\\,k)` regardless of the class count:
+
+- ``classes`` (B, k+1): class of each context exemplar, then of the query;
+- ``exemplars`` (B, k+1): exemplar index within its class;
+- ``labels`` (B, k): the label attached to each context exemplar;
+- ``target`` (B,): the label the query should be given.
+
+Context *roles*: role 0 is the query's class (``burstiness`` copies), role 1 a distractor class
+(``burstiness`` copies), roles 2.. are filler classes (one copy each), so a context of ``k`` pairs
+has ``R = 2 + k - 2 b`` roles. The roles' positions are shuffled per sequence.
+
+Sequence kinds (``SequenceKind``), matching science.md §3:
+
+- ``bursty``: training sequences, labels fixed per class (label of class ``c`` is ``c``);
+- ``nonbursty``: ``k`` classes drawn i.i.d. from the class distribution (query may or may not
+  appear);
+- ``icl_only``: bursty, but the ``R`` roles get distinct labels drawn per sequence from
+  ``{0..label_set-1}``; with ``label_set = 2`` this is the ICL evaluator;
+- ``iwl``: query class absent, all ``k`` context classes distinct;
+- ``ciwl``: query class absent (role 0 is another class) but role 0 carries the query's trained
+  label;
+- ``flip``: roles 0 and 1 carry each other's trained labels; the target is the *in-context*
+  label (role 1's class label), so accuracy 1 = pure ICL and 0 = CIWL.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import tempfile
+from typing import Literal, NamedTuple
+
+import h5py
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, Int, PRNGKeyArray
+
+DEFAULT_DATASET = "resnet18/224/feat"
+
+SequenceKind = Literal["bursty", "nonbursty", "icl_only", "iwl", "ciwl", "flip"]
+SEQUENCE_KINDS: tuple[str, ...] = ("bursty", "nonbursty", "icl_only", "iwl", "ciwl", "flip")
+
+
+class DataError(ValueError):
+    """Bad data file or data/sequence specification (reported as a one-line error)."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Files
+# ----------------------------------------------------------------------------------------------
+
+
+def synthetic_exemplars(
+    n_classes: int, n_exemplars: int, dim: int, noise: float, seed: int
+) -> Float[np.ndarray, "classes exemplars dim"]:
+    """Return ``(μ_c + ε ξ_{c,e}) / sqrt(1 + ε²)`` as float32, seeded (numpy PCG64)."""
+    for name, value in (("n_classes", n_classes), ("n_exemplars", n_exemplars), ("dim", dim)):
+        if int(value) < 1:
+            raise DataError(f"{name} must be >= 1, got {value}")
+    if not (math.isfinite(noise) and noise >= 0):
+        raise DataError(f"noise must be finite and >= 0, got {noise}")
+    rng = np.random.default_rng(seed)
+    proto = rng.standard_normal((n_classes, 1, dim), dtype=np.float32)
+    xi = rng.standard_normal((n_classes, n_exemplars, dim), dtype=np.float32)
+    x = (proto + np.float32(noise) * xi) / np.float32(math.sqrt(1.0 + noise**2))
+    return x.astype(np.float32)
+
+
+def write_exemplar_file(
+    path: str | os.PathLike,
+    features: Float[np.ndarray, "classes exemplars dim"],
+    dataset: str = DEFAULT_DATASET,
+    attrs: dict | None = None,
+) -> None:
+    """Write ``features`` to ``path`` at ``dataset`` atomically (temp file then rename)."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".h5.tmp", dir=directory)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            d = f.create_dataset(dataset, data=features)
+            for k, v in (attrs or {}).items():
+                d.attrs[k] = v
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def load_exemplars(
+    path: str | os.PathLike,
+    dataset: str = DEFAULT_DATASET,
+    n_classes: int | None = None,
+    n_exemplars: int | None = None,
+) -> Float[np.ndarray, "classes exemplars dim"]:
+    """Load and validate the first ``n_classes`` × ``n_exemplars`` exemplars of a file."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise DataError(f"data_path: no such file {path!r}")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise DataError(f"data_path: {path!r} is not a readable HDF5 file ({e})") from None
+    with f:
+        if dataset not in f or not isinstance(f[dataset], h5py.Dataset):
+            raise DataError(f"data_dataset: {path!r} has no dataset {dataset!r}")
+        d = f[dataset]
+        if d.ndim != 3:
+            raise DataError(
+                f"data_dataset: {dataset!r} must be classes x exemplars x dim, got shape {d.shape}"
+            )
+        if not np.issubdtype(d.dtype, np.floating):
+            raise DataError(f"data_dataset: {dataset!r} must be floating point, got {d.dtype}")
+        c, e, _ = d.shape
+        n_classes = c if n_classes is None else n_classes
+        n_exemplars = e if n_exemplars is None else n_exemplars
+        if not 1 <= n_classes <= c:
+            raise DataError(f"n_classes: {n_classes} requested but the file has {c} classes")
+        if not 1 <= n_exemplars <= e:
+            raise DataError(f"n_exemplars: {n_exemplars} requested but the file has {e} exemplars")
+        x = np.asarray(d[:n_classes, :n_exemplars], dtype=np.float32)
+    if not np.all(np.isfinite(x)):
+        raise DataError(f"data_dataset: {dataset!r} contains non-finite values")
+    return x
+
+
+# ----------------------------------------------------------------------------------------------
+# Sequences
+# ----------------------------------------------------------------------------------------------
+
+
+class Sequences(NamedTuple):
+    """A batch of sequences as indices (see module docstring)."""
+
+    classes: Int[Array, "batch k1"]
+    exemplars: Int[Array, "batch k1"]
+    labels: Int[Array, "batch k"]
+    target: Int[Array, " batch"]
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceSpec:
+    """Static description of a sequence distribution.
+
+    ``n_classes`` classes ``[class_offset, class_offset + n_classes)`` are sampled with
+    probabilities :math:`p_c \\propto (c+1)^{-\\alpha}` (``zipf_alpha``; 0 = uniform).
+    """
+
+    kind: str = "bursty"
+    n_classes: int = 1600
+    class_offset: int = 0
+    n_exemplars: int = 20
+    context_pairs: int = 2
+    burstiness: int = 1
+    p_bursty: float = 1.0
+    zipf_alpha: float = 0.0
+    label_set: int = 2
+    matched: bool = False
+
+    @property
+    def n_roles(self) -> int:
+        return 2 + self.context_pairs - 2 * self.burstiness
+
+    def validate(self) -> None:
+        if self.kind not in SEQUENCE_KINDS:
+            raise DataError(f"kind: unknown sequence kind {self.kind!r} (one of {SEQUENCE_KINDS})")
+        if self.burstiness < 1:
+            raise DataError(f"burstiness: must be >= 1, got {self.burstiness}")
+        if self.context_pairs < 2 * self.burstiness:
+            raise DataError(
+                f"context_pairs: {self.context_pairs} is shorter than 2 x burstiness "
+                f"= {2 * self.burstiness}"
+            )
+        need = self.context_pairs + 1 if self.kind == "iwl" else self.n_roles + 1
+        if self.n_classes < need:
+            raise DataError(
+                f"n_classes: {self.kind!r} sequences with {self.context_pairs} context pairs "
+                f"need >= {need} classes, got {self.n_classes}"
+            )
+        if self.kind == "icl_only" and self.label_set < self.n_roles:
+            raise DataError(
+                f"label_set: {self.label_set} labels cannot label {self.n_roles} context roles"
+            )
+        if not 0.0 <= self.p_bursty <= 1.0:
+            raise DataError(f"p_bursty: must be in [0, 1], got {self.p_bursty}")
+        if not self.zipf_alpha >= 0.0:
+            raise DataError(f"zipf_alpha: must be >= 0, got {self.zipf_alpha}")
+        if self.n_exemplars < 1:
+            raise DataError(f"n_exemplars: must be >= 1, got {self.n_exemplars}")
+
+
+def _class_sampler(spec: SequenceSpec):
+    """Return ``draw(key, shape) -> classes in [0, n_classes)`` for the (Zipfian) distribution.
+
+    Uniform uses ``randint``; Zipfian inverts a precomputed CDF with ``searchsorted`` — either way
+    no ``batch × classes`` array is built per step.
+    """
+    if spec.zipf_alpha == 0.0:
+        return lambda key, shape: jax.random.randint(key, shape, 0, spec.n_classes)
+    w = np.arange(1, spec.n_classes + 1, dtype=np.float64) ** (-spec.zipf_alpha)
+    cdf = jnp.asarray(np.cumsum(w) / w.sum(), dtype=jnp.float32)
+
+    def draw(key, shape):
+        u = jax.random.uniform(key, shape)
+        return jnp.minimum(jnp.searchsorted(cdf, u, side="right"), spec.n_classes - 1)
+
+    return draw
+
+
+def _draw_distinct(key: PRNGKeyArray, spec: SequenceSpec, draw, m: int) -> Int[Array, " m"]:
+    """``m`` distinct classes, each drawn given the previous ones (``m`` is small and static).
+
+    Uniform: draw ``r ~ U{0..n-1-i}`` and step over the ``i`` classes already taken in ascending
+    order (``r += [r >= t]``), which is exactly uniform over the classes not yet taken.
+    Zipfian: draw from the class distribution and shift ``+1 (mod n)`` past taken classes (a
+    slight bias towards successors of frequent classes, negligible when ``m ≪ n``).
+    """
+    n = spec.n_classes
+    keys = jax.random.split(key, m)
+    out = jnp.full((m,), -1, jnp.int32)
+    for i in range(m):
+        taken = out[:i]
+        if spec.zipf_alpha == 0.0:
+            c = jax.random.randint(keys[i], (), 0, n - i)
+            for t in jnp.sort(taken) if i else ():
+                c = c + (c >= t)
+        else:
+            c = draw(keys[i], ()).astype(jnp.int32)
+            for _ in range(i):
+                c = jnp.where(jnp.any(c == taken), (c + 1) % n, c)
+        out = out.at[i].set(c)
+    return out
+
+
+def _sample_one(key: PRNGKeyArray, spec: SequenceSpec, draw) -> Sequences:
+    """One sequence (unbatched) of ``spec.kind``."""
+    k, b, n = spec.context_pairs, spec.burstiness, spec.n_classes
+    r = spec.n_roles
+    kq, kroles, kperm, kex, klab, kburst, knb = jax.random.split(key, 7)
+
+    # Distinct role classes: role 0 = query class (or, for iwl/ciwl, another class), role 1 =
+    # distractor, roles 2.. fillers; plus the query class q.
+    n_distinct = k + 1 if spec.kind == "iwl" else r + 1
+    distinct = _draw_distinct(kroles, spec, draw, n_distinct)
+    q = distinct[0]
+
+    if spec.kind == "iwl":
+        ctx_classes = distinct[1:]  # k distinct classes, none equal to q
+        ctx_labels = ctx_classes
+        target = q
+    else:
+        if spec.kind in ("ciwl",):
+            roles = distinct[1:]  # role 0 is some other class
+        else:
+            roles = jnp.concatenate([distinct[:1], distinct[2:]])  # role 0 = q
+        role_of_slot = jnp.concatenate(
+            [jnp.zeros(b, jnp.int32), jnp.ones(b, jnp.int32), 2 + jnp.arange(k - 2 * b, dtype=jnp.int32)]
+        )
+        role_of_slot = jax.random.permutation(kperm, role_of_slot)
+        ctx_classes = roles[role_of_slot]
+        role_labels = roles
+        target = q
+        if spec.kind == "icl_only":
+            role_labels = jax.random.permutation(klab, spec.label_set)[:r]
+            target = role_labels[0]
+        elif spec.kind == "ciwl":
+            role_labels = role_labels.at[0].set(q)
+        elif spec.kind == "flip":
+            role_labels = role_labels.at[0].set(roles[1]).at[1].set(roles[0])
+            target = roles[1]
+        ctx_labels = role_labels[role_of_slot]
+
+    exemplars = jax.random.randint(kex, (k + 1,), 0, spec.n_exemplars)
+    classes = jnp.concatenate([ctx_classes, q[None]]).astype(jnp.int32)
+    labels = ctx_labels.astype(jnp.int32)
+    target = target.astype(jnp.int32)
+
+    if spec.matched and spec.kind != "iwl":
+        exemplars = jnp.where(classes == q, exemplars[-1], exemplars)
+
+    if spec.kind == "bursty" and spec.p_bursty < 1.0:
+        nb_classes = draw(knb, (k,)).astype(jnp.int32)
+        use_bursty = jax.random.bernoulli(kburst, spec.p_bursty)
+        classes = jnp.where(use_bursty, classes, classes.at[:k].set(nb_classes))
+        labels = jnp.where(use_bursty, labels, nb_classes)
+    elif spec.kind == "nonbursty":
+        nb_classes = draw(knb, (k,)).astype(jnp.int32)
+        classes = classes.at[:k].set(nb_classes)
+        labels = nb_classes
+
+    offset = spec.class_offset
+    label_offset = 0 if spec.kind == "icl_only" else offset
+    return Sequences(classes + offset, exemplars, labels + label_offset, target + label_offset)
+
+
+def sample_sequences(key: PRNGKeyArray, spec: SequenceSpec, batch: int) -> Sequences:
+    """Draw ``batch`` i.i.d. sequences of ``spec`` (jit-able; ``spec`` and ``batch`` static)."""
+    draw = _class_sampler(spec)
+    keys = jax.random.split(key, batch)
+    return jax.vmap(lambda kk: _sample_one(kk, spec, draw))(keys)
+
+
+def gather_features(
+    exemplars: Float[Array, "classes exemplars dim"], seqs: Sequences
+) -> Float[Array, "batch k1 dim"]:
+    """Features of every context and query exemplar of a batch."""
+    return exemplars[seqs.classes, seqs.exemplars]

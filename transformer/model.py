@@ -1,0 +1,233 @@
+"""Causal pre-LayerNorm transformer over (exemplar, label) sequences, in Equinox.
+
+Tokens of a sequence with ``k`` context pairs: ``[x_1, l_1, …, x_k, l_k, x_q]`` (``T = 2k+1``).
+Exemplar tokens are embedded linearly, ``W_x x``; label tokens by a table, ``E[l]``; a positional
+code is added (learned absolute by default, sinusoidal, or RoPE applied inside attention). Each
+block is
+
+.. math:: h \\leftarrow h + \\sum_{i} m_i\\, O_i\\, A_i V_i\\, \\mathrm{LN}(h),\\qquad
+          A_i = \\mathrm{softmax}\\big(\\mathrm{causal}(Q_i \\mathrm{LN}(h) (K_i \\mathrm{LN}(h))^\\top
+          / \\sqrt{d_h})\\big),
+
+optionally followed by ``h ← h + MLP(LN(h))`` (ratio 4, GeLU). Logits over all labels are
+``U LN(h_T)`` at the query token; the loss is cross-entropy on the query's target label.
+
+``m_i`` is a per-head mask (``head_mask``, default 1) and ``A_i`` may be replaced by a given
+pattern (``attn_override``) — both for analysis/interventions. :func:`forward_with_activations`
+returns every intermediate as a pytree.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
+
+PositionalEncoding = Literal["learned", "sinusoidal", "rope"]
+
+
+def _sinusoidal(n: int, d: int) -> Float[Array, "n d"]:
+    pos = jnp.arange(n)[:, None]
+    i = jnp.arange(d // 2)[None, :]
+    angle = pos / (10000.0 ** (2 * i / d))
+    out = jnp.zeros((n, d))
+    out = out.at[:, 0 : 2 * (d // 2) : 2].set(jnp.sin(angle))
+    return out.at[:, 1 : 2 * (d // 2) : 2].set(jnp.cos(angle))
+
+
+def _rope(x: Float[Array, "heads T dh"]) -> Float[Array, "heads T dh"]:
+    """Rotary position embedding: rotate coordinate pairs by angle ``t θ_j``."""
+    _, t, dh = x.shape
+    half = dh // 2
+    theta = 10000.0 ** (-jnp.arange(half) / half)
+    ang = jnp.arange(t)[:, None] * theta[None, :]
+    cos, sin = jnp.cos(ang), jnp.sin(ang)
+    x1, x2 = x[..., :half], x[..., half : 2 * half]
+    rot = jnp.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)
+    return jnp.concatenate([rot, x[..., 2 * half :]], axis=-1)
+
+
+class Attention(eqx.Module):
+    """Causal multi-head self-attention with per-head outputs exposed."""
+
+    wq: Float[Array, "heads dh d"]
+    wk: Float[Array, "heads dh d"]
+    wv: Float[Array, "heads dh d"]
+    wo: Float[Array, "heads d dh"]
+    rope: bool = eqx.field(static=True)
+
+    def __init__(self, d_model: int, n_heads: int, rope: bool, *, key: PRNGKeyArray):
+        dh = d_model // n_heads
+        kq, kk, kv, ko = jax.random.split(key, 4)
+        s_in, s_out = 1.0 / math.sqrt(d_model), 1.0 / math.sqrt(d_model)
+        self.wq = jax.random.normal(kq, (n_heads, dh, d_model)) * s_in
+        self.wk = jax.random.normal(kk, (n_heads, dh, d_model)) * s_in
+        self.wv = jax.random.normal(kv, (n_heads, dh, d_model)) * s_in
+        self.wo = jax.random.normal(ko, (n_heads, d_model, dh)) * s_out
+        self.rope = rope
+
+    def __call__(
+        self,
+        x: Float[Array, "T d"],
+        head_mask: Float[Array, " heads"],
+        attn_override: Float[Array, "heads T T"] | None,
+    ) -> tuple[Float[Array, "T d"], Float[Array, "heads T T"], Float[Array, "heads T d"]]:
+        q = jnp.einsum("hed,td->hte", self.wq, x)
+        k = jnp.einsum("hed,td->hte", self.wk, x)
+        v = jnp.einsum("hed,td->hte", self.wv, x)
+        if self.rope:
+            q, k = _rope(q), _rope(k)
+        t = x.shape[0]
+        scores = jnp.einsum("hte,hse->hts", q, k) / math.sqrt(q.shape[-1])
+        causal: Bool[Array, "T T"] = jnp.tril(jnp.ones((t, t), bool))
+        scores = jnp.where(causal, scores, -jnp.inf)
+        pattern = jax.nn.softmax(scores, axis=-1)
+        if attn_override is not None:
+            pattern = attn_override
+        head_out = jnp.einsum("hde,hse,hts->htd", self.wo, v, pattern)
+        head_out = head_out * head_mask[:, None, None]
+        return head_out.sum(0), pattern, head_out
+
+
+class MLP(eqx.Module):
+    up: eqx.nn.Linear
+    down: eqx.nn.Linear
+
+    def __init__(self, d_model: int, ratio: int, *, key: PRNGKeyArray):
+        k1, k2 = jax.random.split(key)
+        self.up = eqx.nn.Linear(d_model, ratio * d_model, key=k1)
+        self.down = eqx.nn.Linear(ratio * d_model, d_model, key=k2)
+
+    def __call__(self, x: Float[Array, "T d"]) -> Float[Array, "T d"]:
+        return jax.vmap(lambda r: self.down(jax.nn.gelu(self.up(r))))(x)
+
+
+class Block(eqx.Module):
+    ln_attn: eqx.nn.LayerNorm
+    attn: Attention
+    ln_mlp: eqx.nn.LayerNorm | None
+    mlp: MLP | None
+
+    def __init__(self, d_model: int, n_heads: int, mlp: bool, rope: bool, *, key: PRNGKeyArray):
+        ka, km = jax.random.split(key)
+        self.ln_attn = eqx.nn.LayerNorm(d_model)
+        self.attn = Attention(d_model, n_heads, rope, key=ka)
+        self.ln_mlp = eqx.nn.LayerNorm(d_model) if mlp else None
+        self.mlp = MLP(d_model, 4, key=km) if mlp else None
+
+
+class Transformer(eqx.Module):
+    """The whole model; see the module docstring for the maths."""
+
+    embed_x: eqx.nn.Linear
+    embed_label: eqx.nn.Embedding
+    pos: Float[Array, "T d"] | None
+    blocks: tuple[Block, ...]
+    ln_f: eqx.nn.LayerNorm
+    unembed: eqx.nn.Linear
+    positional: str = eqx.field(static=True)
+    n_heads: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        feature_dim: int,
+        n_labels: int,
+        seq_len: int,
+        *,
+        depth: int = 2,
+        d_model: int = 64,
+        n_heads: int = 8,
+        mlp: bool = False,
+        positional: PositionalEncoding = "learned",
+        key: PRNGKeyArray,
+    ):
+        if d_model % n_heads:
+            raise ValueError(f"d_model: {d_model} is not divisible by n_heads={n_heads}")
+        if positional not in ("learned", "sinusoidal", "rope"):
+            raise ValueError(f"positional: unknown encoding {positional!r}")
+        kx, kl, kp, ku, *kb = jax.random.split(key, 4 + depth)
+        self.embed_x = eqx.nn.Linear(feature_dim, d_model, key=kx)
+        self.embed_label = eqx.nn.Embedding(n_labels, d_model, key=kl)
+        self.pos = (
+            jax.random.normal(kp, (seq_len, d_model)) * 0.02 if positional == "learned" else None
+        )
+        self.blocks = tuple(
+            Block(d_model, n_heads, mlp, positional == "rope", key=k) for k in kb
+        )
+        self.ln_f = eqx.nn.LayerNorm(d_model)
+        self.unembed = eqx.nn.Linear(d_model, n_labels, key=ku)
+        self.positional = positional
+        self.n_heads = n_heads
+
+    def embed(
+        self, features: Float[Array, "k1 dim"], labels: Int[Array, " k"]
+    ) -> Float[Array, "T d"]:
+        """Interleave ``[x_1, l_1, …, x_k, l_k, x_q]`` and add positions."""
+        ex = jax.vmap(self.embed_x)(features)  # (k+1, d)
+        lab = jax.vmap(self.embed_label)(labels)  # (k, d)
+        k = labels.shape[0]
+        pairs = jnp.stack([ex[:k], lab], axis=1).reshape(2 * k, -1)
+        h = jnp.concatenate([pairs, ex[k:]], axis=0)
+        if self.positional == "learned":
+            h = h + self.pos[: h.shape[0]]
+        elif self.positional == "sinusoidal":
+            h = h + _sinusoidal(h.shape[0], h.shape[1])
+        return h
+
+
+def forward_with_activations(
+    model: Transformer,
+    features: Float[Array, "k1 dim"],
+    labels: Int[Array, " k"],
+    head_mask: Float[Array, "depth heads"] | None = None,
+    attn_override: tuple[Float[Array, "heads T T"] | None, ...] | None = None,
+) -> tuple[Float[Array, " n_labels"], dict]:
+    """Logits at the query token and a pytree of every intermediate activation.
+
+    Activations: ``resid`` (depth+1, T, d) residual stream before each block and after the last;
+    ``attn`` (depth, heads, T, T) attention patterns; ``head_out`` (depth, heads, T, d) each head's
+    write into the residual stream (after ``head_mask``); ``mlp_out`` (depth, T, d) or absent.
+    """
+    depth = len(model.blocks)
+    if head_mask is None:
+        head_mask = jnp.ones((depth, model.n_heads))
+    if attn_override is None:
+        attn_override = (None,) * depth
+    h = model.embed(features, labels)
+    resid, attn, heads, mlps = [h], [], [], []
+    for i, block in enumerate(model.blocks):
+        a, pattern, head_out = block.attn(
+            jax.vmap(block.ln_attn)(h), head_mask[i], attn_override[i]
+        )
+        h = h + a
+        attn.append(pattern)
+        heads.append(head_out)
+        if block.mlp is not None:
+            m = block.mlp(jax.vmap(block.ln_mlp)(h))
+            h = h + m
+            mlps.append(m)
+        resid.append(h)
+    logits = model.unembed(model.ln_f(h[-1]))
+    acts = {"resid": jnp.stack(resid), "attn": jnp.stack(attn), "head_out": jnp.stack(heads)}
+    if mlps:
+        acts["mlp_out"] = jnp.stack(mlps)
+    return logits, acts
+
+
+def forward(
+    model: Transformer, features: Float[Array, "k1 dim"], labels: Int[Array, " k"]
+) -> Float[Array, " n_labels"]:
+    """Logits over all labels at the query token (unbatched)."""
+    return forward_with_activations(model, features, labels)[0]
+
+
+def query_loss(
+    logits: Float[Array, "batch n_labels"], target: Int[Array, " batch"]
+) -> Float[Array, " batch"]:
+    """Per-sequence cross-entropy ``-log softmax(logits)[target]``."""
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    return -jnp.take_along_axis(logp, target[:, None], axis=-1)[:, 0]
