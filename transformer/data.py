@@ -208,79 +208,115 @@ class SequenceSpec:
             raise DataError(f"n_exemplars: must be >= 1, got {self.n_exemplars}")
 
 
-def _class_sampler(spec: SequenceSpec):
-    """Return ``draw(key, shape) -> classes in [0, n_classes)`` for the (Zipfian) distribution.
+class _Words:
+    """Consumes a per-sequence vector of random uint32 words in a fixed order.
 
-    Uniform uses ``randint``; Zipfian inverts a precomputed CDF with ``searchsorted`` — either way
-    no ``batch × classes`` array is built per step.
+    All randomness of a batch comes from a single ``jax.random.bits`` call (one threefry kernel,
+    which keeps compile time low); each draw below takes the next unused words.
+    """
+
+    def __init__(self, words: Int[Array, " w"]):
+        self.words, self.pos = words, 0
+
+    def take(self, n: int) -> Int[Array, " n"]:
+        out = self.words[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def randint(self, n: int, high) -> Int[Array, " n"]:
+        """Integers in ``[0, high)`` as ``word mod high`` (bias ≤ high / 2^32)."""
+        return (self.take(n) % jnp.asarray(high, jnp.uint32)).astype(jnp.int32)
+
+    def uniform(self, n: int) -> Float[Array, " n"]:
+        return (self.take(n) >> 8).astype(jnp.float32) * (1.0 / (1 << 24))
+
+    def permutation(self, n: int) -> Int[Array, " n"]:
+        return jnp.argsort(self.take(n)).astype(jnp.int32)
+
+
+def _words_needed(spec: SequenceSpec) -> int:
+    k = spec.context_pairs
+    return (k + 1) + k + spec.label_set + (k + 1) + 1 + k
+
+
+def _class_draw(spec: SequenceSpec):
+    """``draw(words, n) -> n classes in [0, n_classes)`` from the (Zipfian) distribution.
+
+    Uniform uses ``word mod n``; Zipfian inverts a precomputed CDF with ``searchsorted`` — either
+    way no ``batch × classes`` array is built per step.
     """
     if spec.zipf_alpha == 0.0:
-        return lambda key, shape: jax.random.randint(key, shape, 0, spec.n_classes)
-    w = np.arange(1, spec.n_classes + 1, dtype=np.float64) ** (-spec.zipf_alpha)
-    cdf = jnp.asarray(np.cumsum(w) / w.sum(), dtype=jnp.float32)
+        return lambda w, n: w.randint(n, spec.n_classes)
+    p = np.arange(1, spec.n_classes + 1, dtype=np.float64) ** (-spec.zipf_alpha)
+    cdf = np.cumsum(p) / p.sum()
 
-    def draw(key, shape):
-        u = jax.random.uniform(key, shape)
-        return jnp.minimum(jnp.searchsorted(cdf, u, side="right"), spec.n_classes - 1)
+    def draw(w, n):
+        c = jnp.searchsorted(jnp.asarray(cdf, jnp.float32), w.uniform(n), side="right")
+        return jnp.minimum(c, spec.n_classes - 1).astype(jnp.int32)
 
     return draw
 
 
-def _draw_distinct(key: PRNGKeyArray, spec: SequenceSpec, draw, m: int) -> Int[Array, " m"]:
+def _draw_distinct(w: _Words, spec: SequenceSpec, draw, m: int) -> Int[Array, " m"]:
     """``m`` distinct classes, each drawn given the previous ones (``m`` is small and static).
 
     Uniform: draw ``r ~ U{0..n-1-i}`` and step over the ``i`` classes already taken in ascending
-    order (``r += [r >= t]``), which is exactly uniform over the classes not yet taken.
+    order (``r += [r >= t]``), which is uniform over the classes not yet taken.
     Zipfian: draw from the class distribution and shift ``+1 (mod n)`` past taken classes (a
     slight bias towards successors of frequent classes, negligible when ``m ≪ n``).
     """
     n = spec.n_classes
-    keys = jax.random.split(key, m)
-    out = jnp.full((m,), -1, jnp.int32)
+    if spec.zipf_alpha == 0.0:
+        raw = w.take(m)
+    else:
+        raw = draw(w, m)
+    out = []
     for i in range(m):
-        taken = out[:i]
         if spec.zipf_alpha == 0.0:
-            c = jax.random.randint(keys[i], (), 0, n - i)
-            for t in jnp.sort(taken) if i else ():
-                c = c + (c >= t)
+            c = (raw[i] % jnp.uint32(n - i)).astype(jnp.int32)
+            if i:
+                for t in jnp.sort(jnp.stack(out)):
+                    c = c + (c >= t)
         else:
-            c = draw(keys[i], ()).astype(jnp.int32)
+            c = raw[i]
             for _ in range(i):
-                c = jnp.where(jnp.any(c == taken), (c + 1) % n, c)
-        out = out.at[i].set(c)
-    return out
+                c = jnp.where(jnp.any(c == jnp.stack(out)), (c + 1) % n, c)
+        out.append(c)
+    return jnp.stack(out)
 
 
-def _sample_one(key: PRNGKeyArray, spec: SequenceSpec, draw) -> Sequences:
-    """One sequence (unbatched) of ``spec.kind``."""
-    k, b, n = spec.context_pairs, spec.burstiness, spec.n_classes
+def _sample_one(words: Int[Array, " w"], spec: SequenceSpec, draw) -> Sequences:
+    """One sequence (unbatched) of ``spec.kind`` from its random words."""
+    k, b = spec.context_pairs, spec.burstiness
     r = spec.n_roles
-    kq, kroles, kperm, kex, klab, kburst, knb = jax.random.split(key, 7)
+    w = _Words(words)
 
-    # Distinct role classes: role 0 = query class (or, for iwl/ciwl, another class), role 1 =
-    # distractor, roles 2.. fillers; plus the query class q.
+    # Distinct classes: the query class q first, then role classes (role 0 = q itself except for
+    # iwl/ciwl, role 1 = distractor, roles 2.. = fillers).
     n_distinct = k + 1 if spec.kind == "iwl" else r + 1
-    distinct = _draw_distinct(kroles, spec, draw, n_distinct)
+    distinct = _draw_distinct(w, spec, draw, n_distinct)
     q = distinct[0]
+    slot_perm = w.permutation(k)
+    label_perm = w.permutation(spec.label_set)
 
     if spec.kind == "iwl":
         ctx_classes = distinct[1:]  # k distinct classes, none equal to q
         ctx_labels = ctx_classes
         target = q
     else:
-        if spec.kind in ("ciwl",):
+        if spec.kind == "ciwl":
             roles = distinct[1:]  # role 0 is some other class
         else:
             roles = jnp.concatenate([distinct[:1], distinct[2:]])  # role 0 = q
-        role_of_slot = jnp.concatenate(
-            [jnp.zeros(b, jnp.int32), jnp.ones(b, jnp.int32), 2 + jnp.arange(k - 2 * b, dtype=jnp.int32)]
+        role_of_slot = np.concatenate(
+            [np.zeros(b, np.int32), np.ones(b, np.int32), 2 + np.arange(k - 2 * b, dtype=np.int32)]
         )
-        role_of_slot = jax.random.permutation(kperm, role_of_slot)
+        role_of_slot = jnp.asarray(role_of_slot)[slot_perm]
         ctx_classes = roles[role_of_slot]
         role_labels = roles
         target = q
         if spec.kind == "icl_only":
-            role_labels = jax.random.permutation(klab, spec.label_set)[:r]
+            role_labels = label_perm[:r]
             target = role_labels[0]
         elif spec.kind == "ciwl":
             role_labels = role_labels.at[0].set(q)
@@ -289,7 +325,7 @@ def _sample_one(key: PRNGKeyArray, spec: SequenceSpec, draw) -> Sequences:
             target = roles[1]
         ctx_labels = role_labels[role_of_slot]
 
-    exemplars = jax.random.randint(kex, (k + 1,), 0, spec.n_exemplars)
+    exemplars = w.randint(k + 1, spec.n_exemplars)
     classes = jnp.concatenate([ctx_classes, q[None]]).astype(jnp.int32)
     labels = ctx_labels.astype(jnp.int32)
     target = target.astype(jnp.int32)
@@ -297,13 +333,13 @@ def _sample_one(key: PRNGKeyArray, spec: SequenceSpec, draw) -> Sequences:
     if spec.matched and spec.kind != "iwl":
         exemplars = jnp.where(classes == q, exemplars[-1], exemplars)
 
+    u_bursty = w.uniform(1)[0]
+    nb_classes = draw(w, k)
     if spec.kind == "bursty" and spec.p_bursty < 1.0:
-        nb_classes = draw(knb, (k,)).astype(jnp.int32)
-        use_bursty = jax.random.bernoulli(kburst, spec.p_bursty)
+        use_bursty = u_bursty < spec.p_bursty
         classes = jnp.where(use_bursty, classes, classes.at[:k].set(nb_classes))
         labels = jnp.where(use_bursty, labels, nb_classes)
     elif spec.kind == "nonbursty":
-        nb_classes = draw(knb, (k,)).astype(jnp.int32)
         classes = classes.at[:k].set(nb_classes)
         labels = nb_classes
 
@@ -314,9 +350,9 @@ def _sample_one(key: PRNGKeyArray, spec: SequenceSpec, draw) -> Sequences:
 
 def sample_sequences(key: PRNGKeyArray, spec: SequenceSpec, batch: int) -> Sequences:
     """Draw ``batch`` i.i.d. sequences of ``spec`` (jit-able; ``spec`` and ``batch`` static)."""
-    draw = _class_sampler(spec)
-    keys = jax.random.split(key, batch)
-    return jax.vmap(lambda kk: _sample_one(kk, spec, draw))(keys)
+    draw = _class_draw(spec)
+    words = jax.random.bits(key, (batch, _words_needed(spec)), jnp.uint32)
+    return jax.vmap(lambda ww: _sample_one(ww, spec, draw))(words)
 
 
 def gather_features(
