@@ -16,8 +16,8 @@ import numpy as np
 from jaxtyping import Array, Float, Int
 
 from .errors import require
+from . import prng as legacy
 from .losses import ToyModel
-from .precision import legacy_prng
 
 PRNG_MODES = ("legacy", "partitionable")
 
@@ -32,6 +32,23 @@ def _draw_one_seed(seed: Int[Array, ""], model: ToyModel, dims: Mapping[str, int
         k_target, k_init = jax.random.split(sub)
         targets[name] = jax.random.normal(k_target, (dims[name],), dtype=jnp.float32)
         init[name] = jax.random.normal(k_init, (dims[name],), dtype=jnp.float32)
+    return targets, init
+
+
+def _draw_legacy(seeds: Sequence[int], model: ToyModel, dims: Mapping[str, int]) -> tuple[dict, dict]:
+    """:func:`_draw_one_seed` under the legacy threefry mode, via :mod:`toymodels.prng` (no XLA
+    threefry compilation; bit-identical to ``jax.random``)."""
+    requests = []
+    for seed in seeds:
+        key = legacy.prng_key(int(seed))
+        for name in model.vectors:
+            key, sub = legacy.split(key)
+            k_target, k_init = legacy.split(sub)
+            requests += [(k_target, dims[name]), (k_init, dims[name])]
+    draws = iter(legacy.normal_float32(requests))
+    per_seed = [{name: (next(draws), next(draws)) for name in model.vectors} for _ in seeds]
+    targets = {name: np.stack([d[name][0] for d in per_seed]) for name in model.vectors}
+    init = {name: np.stack([d[name][1] for d in per_seed]) for name in model.vectors}
     return targets, init
 
 
@@ -60,14 +77,11 @@ def draw_vectors(
     require(len(seeds) >= 1, "seeds", "at least one seed is needed")
     for s in seeds:
         require(int(s) == s and 0 <= s < 2**31, "seeds", f"seeds must be integers in [0, 2^31) (got {s})")
-    seed_array = np.asarray(seeds, dtype=np.uint32)
-    draw = jax.jit(jax.vmap(lambda s: _draw_one_seed(s, model, dims)))
     if prng == "legacy":
-        with legacy_prng():
-            targets, init = draw(seed_array)
+        targets, init = _draw_legacy(seeds, model, dims)
     else:
         with jax.threefry_partitionable(True):
-            targets, init = draw(seed_array)
+            targets, init = jax.jit(jax.vmap(lambda s: _draw_one_seed(s, model, dims)))(np.asarray(seeds, dtype=np.uint32))
     targets = {k: jnp.asarray(v, dtype=dtype) for k, v in targets.items()}
     init = {k: jnp.asarray(v, dtype=dtype) * jnp.asarray(init_scale, dtype=dtype) for k, v in init.items()}
     return targets, init

@@ -42,7 +42,7 @@ __all__ = ["SymbolicDynamics", "derive", "symbolic_stats"]
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class SymbolicDynamics:
-    """The symbolic loss and reduced dynamics of a model.
+    r"""The symbolic loss and reduced dynamics of a model.
 
     Attributes:
         model: the model structure (its numeric dims are *not* used: dims are the symbols ``n``).
