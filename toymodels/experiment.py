@@ -104,6 +104,7 @@ def run(config: ToyConfig) -> ToyResult:
             model, config.method, targets, init, lp, config.clamps, config.precision, run_labels={"seed": np.asarray(seeds)}
         )
     result.config["experiment"] = config.to_dict()
+    result.normalise_config()
     return result
 
 

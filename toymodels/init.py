@@ -57,7 +57,7 @@ def draw_vectors(
     seeds: Sequence[int],
     init_scale: float = 1.0,
     prng: str = "legacy",
-    dtype=jnp.float64,
+    dtype=np.float64,
 ) -> tuple[Vectors, Vectors]:
     """Targets and initial vectors for each seed, stacked on a leading seed axis.
 
@@ -82,8 +82,10 @@ def draw_vectors(
     else:
         with jax.threefry_partitionable(True):
             targets, init = jax.jit(jax.vmap(lambda s: _draw_one_seed(s, model, dims)))(np.asarray(seeds, dtype=np.uint32))
-    targets = {k: jnp.asarray(v, dtype=dtype) for k, v in targets.items()}
-    init = {k: jnp.asarray(v, dtype=dtype) * jnp.asarray(init_scale, dtype=dtype) for k, v in init.items()}
+    # NumPy arrays: casting and clamping happen inside the compiled dynamics
+    np_dtype = np.dtype(dtype)
+    targets = {k: np.asarray(v).astype(np_dtype) for k, v in targets.items()}
+    init = {k: np.asarray(v).astype(np_dtype) * np_dtype.type(init_scale) for k, v in init.items()}
     return targets, init
 
 

@@ -83,6 +83,13 @@ class ToyResult:
     config: dict[str, Any]
     versions: dict[str, str] = dataclasses.field(default_factory=package_versions)
 
+    def __post_init__(self) -> None:
+        self.normalise_config()
+
+    def normalise_config(self) -> None:
+        """Keep ``config`` in JSON types (lists, not tuples) so it round-trips through HDF5 unchanged."""
+        self.config = json.loads(json.dumps(self.config))
+
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_trajectory(
