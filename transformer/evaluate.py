@@ -88,16 +88,20 @@ def evaluator_spec(cfg: TrainConfig, name: str) -> SequenceSpec:
 
 def evaluator_sets(cfg: TrainConfig) -> dict[str, Sequences]:
     """The fixed evaluation sets, ``{name: Sequences}``, for ``cfg.evaluators``."""
-    key = jax.random.PRNGKey(cfg.eval_seed)
-    out = {}
+    specs = {}
     for i, name in enumerate(EVALUATORS):
         if name in cfg.evaluators:
-            spec = evaluator_spec(cfg, name)
-            spec.validate()
-            out[name] = jax.jit(sample_sequences, static_argnums=(1, 2))(
-                jax.random.fold_in(key, i), spec, cfg.n_eval
-            )
-    return out
+            specs[name] = (i, evaluator_spec(cfg, name))
+            specs[name][1].validate()
+
+    @jax.jit
+    def draw(key):  # one compilation for all sets
+        return {
+            name: sample_sequences(jax.random.fold_in(key, i), spec, cfg.n_eval)
+            for name, (i, spec) in specs.items()
+        }
+
+    return draw(jax.random.PRNGKey(cfg.eval_seed))
 
 
 def probe_set(cfg: TrainConfig) -> Sequences:
@@ -110,7 +114,7 @@ def probe_set(cfg: TrainConfig) -> Sequences:
         burstiness=cfg.burstiness,
     )
     key = jax.random.fold_in(jax.random.PRNGKey(cfg.eval_seed), len(EVALUATORS))
-    return sample_sequences(key, spec, cfg.n_probe)
+    return jax.jit(sample_sequences, static_argnums=(1, 2))(key, spec, cfg.n_probe)
 
 
 def sequence_metrics(

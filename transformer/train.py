@@ -95,17 +95,21 @@ def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
 
 
 def init_model(cfg: TrainConfig, feature_dim: int) -> Transformer:
-    return Transformer(
-        feature_dim,
-        cfg.n_classes,
-        cfg.seq_len,
-        depth=cfg.depth,
-        d_model=cfg.d_model,
-        n_heads=cfg.n_heads,
-        mlp=cfg.mlp,
-        positional=cfg.positional,
-        key=jax.random.PRNGKey(cfg.init_seed),
+    """The model of ``cfg`` initialised from ``init_seed`` (built under one jit: fast start-up)."""
+    build = eqx.filter_jit(
+        lambda key: Transformer(
+            feature_dim,
+            cfg.n_classes,
+            cfg.seq_len,
+            depth=cfg.depth,
+            d_model=cfg.d_model,
+            n_heads=cfg.n_heads,
+            mlp=cfg.mlp,
+            positional=cfg.positional,
+            key=key,
+        )
     )
+    return build(jax.random.PRNGKey(cfg.init_seed))
 
 
 def _submodule(model: Transformer, path: str):
@@ -338,7 +342,7 @@ def train(
         model = graft(model, donor, cfg.graft_modules)
         if cfg.freeze_grafted:
             frozen = frozen_mask(eqx.filter(model, eqx.is_array), cfg.graft_modules)
-    opt_state = optimizer.init(eqx.filter(model, eqx.is_array))
+    opt_state = jax.jit(optimizer.init)(eqx.filter(model, eqx.is_array))
     steps_done, evals_done = 0, 0
 
     ckpt = _latest_checkpoint(out) if resume else None

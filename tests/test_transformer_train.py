@@ -1,0 +1,227 @@
+"""Trainer: loss goes down, log layout, determinism/resume (incl. SIGKILL), grafting, CLI errors."""
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import equinox as eqx
+import h5py
+import jax
+import numpy as np
+import pytest
+
+from transformer.config import ConfigError, TrainConfig, preset_config
+from transformer.data import synthetic_exemplars, write_exemplar_file
+from transformer.train import init_model, main, train
+
+ENV = {
+    **os.environ,
+    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+    "MPLBACKEND": "Agg",
+}
+EVALUATORS = ("train_eval", "icl", "iwl_copy_avail", "flip_icl", "pure_iwl")
+
+
+def tiny(**kw):
+    """A config small enough to train in seconds (the ``tiny`` preset)."""
+    return preset_config("tiny", **kw)
+
+
+def read_all(path):
+    """Every dataset of a log as numpy arrays, plus the config attribute."""
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+        out["@config"] = f.attrs["config"]
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny")
+    cfg = tiny()
+    log = train(cfg, str(out), progress=False)
+    return cfg, str(out), log
+
+
+def test_training_reduces_loss(tiny_run):
+    cfg, _, log = tiny_run
+    with h5py.File(log, "r") as f:
+        loss = f["train_loss"][:]
+        train_eval = f["train_eval/loss"][:].mean(1)
+        assert len(loss) == cfg.n_steps == 200
+    # the initial loss is about log(n_labels); a few hundred steps must bring it well below
+    assert abs(loss[:10].mean() - np.log(cfg.n_classes)) < 0.5
+    assert loss[-20:].mean() < loss[:20].mean() - 1.0
+    assert train_eval[-1] < train_eval[0] - 1.0
+
+
+def test_log_layout_and_links(tiny_run):
+    cfg, _, log = tiny_run
+    n_evals = cfg.n_steps // cfg.eval_every + 1
+    with h5py.File(log, "r") as f:
+        np.testing.assert_array_equal(
+            f["eval_iter"][:], np.arange(n_evals) * cfg.eval_every * cfg.batch_size
+        )
+        for name in EVALUATORS:
+            for m in ("loss", "acc", "in_context_acc", "prob"):
+                assert f[name][m].shape == (n_evals, cfg.n_eval), (name, m)
+            np.testing.assert_allclose(f[name]["prob"][:], np.exp(-f[name]["loss"][:]), rtol=1e-5)
+            assert set(np.unique(f[name]["acc"][:])) <= {0.0, 1.0}
+        # IWL: the target label is never in context, so in-context accuracy is 0
+        assert f["pure_iwl/in_context_acc"][:].max() == 0.0
+        for alias, target in (("ciwl", "iwl_copy_avail"), ("flip", "flip_icl"), ("iwl", "pure_iwl")):
+            link = f.get(alias, getlink=True)
+            assert isinstance(link, h5py.SoftLink) and link.path == "/" + target
+            np.testing.assert_array_equal(f[alias]["loss"][:], f[target]["loss"][:])
+        np.testing.assert_array_equal(
+            f["train_iter"][:], (np.arange(cfg.n_steps) + 1) * cfg.batch_size
+        )
+        assert f["probes/induction_strength"].shape == (n_evals, cfg.depth, cfg.n_heads)
+        assert f["probes/prev_token_attn"].shape == (n_evals, cfg.depth, cfg.n_heads)
+        assert TrainConfig.from_json(f.attrs["config"]) == cfg
+
+
+def test_plot_cli(tiny_run, tmp_path):
+    from transformer.plot import main as plot_main
+
+    png = tmp_path / "c.png"
+    assert plot_main([tiny_run[2], "--out", str(png)]) == 0
+    assert png.stat().st_size > 10_000
+    assert plot_main([str(tmp_path / "missing.h5")]) == 2
+
+
+def test_resume_after_sigkill_equals_uninterrupted(tmp_path):
+    """Kill a CLI run with SIGKILL after a checkpoint, resume it, compare with a clean run."""
+    cfg = tiny(n_sequences=16 * 600, eval_every=25, checkpoint_every=2)
+    n_evals = cfg.n_steps // cfg.eval_every + 1
+    killed = tmp_path / "killed"
+    args = [sys.executable, "-m", "transformer.train", "--preset", "tiny", "--n-sequences",
+            str(cfg.n_sequences), "--eval-every", "25", "--checkpoint-every", "2",
+            "--no-progress", "--out", str(killed)]
+    proc = subprocess.Popen(args, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    pointer = killed / "latest"
+    deadline = time.time() + 120
+    while time.time() < deadline and not pointer.exists() and proc.poll() is None:
+        time.sleep(0.05)
+    # wait for a checkpoint past the first one so the kill lands mid-training
+    while time.time() < deadline and proc.poll() is None and pointer.exists() and (
+        pointer.read_text().strip() in ("ckpt-000001", "ckpt-000002")
+    ):
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with open(killed / pointer.read_text().strip() / "meta.json") as f:
+        evals_at_kill = json.load(f)["evals"]
+    assert 2 <= evals_at_kill < n_evals
+
+    r = subprocess.run(args + ["--resume"], env=ENV, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+    clean = tmp_path / "clean"
+    train(cfg, str(clean), progress=False)
+    a, b = read_all(killed / "log.h5"), read_all(clean / "log.h5")
+    assert a.keys() == b.keys()
+    assert len(a["eval_iter"]) == n_evals
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_stop_and_resume_in_process_and_seeds(tmp_path):
+    cfg = tiny(n_sequences=16 * 100, checkpoint_every=1)
+    train(cfg, str(tmp_path / "a"), progress=False, stop_after_evals=2)
+    with h5py.File(tmp_path / "a" / "log.h5", "r") as f:
+        assert len(f["eval_iter"]) == 2
+    with pytest.raises(ValueError, match="already holds a run"):
+        train(cfg, str(tmp_path / "a"), progress=False)
+    train(cfg, str(tmp_path / "a"), progress=False, resume=True)
+    train(cfg, str(tmp_path / "b"), progress=False)
+    a, b = read_all(tmp_path / "a" / "log.h5"), read_all(tmp_path / "b" / "log.h5")
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    # a different training seed gives different numbers (with the same evaluation sets)
+    train(dataclasses.replace(cfg, train_seed=7), str(tmp_path / "c"), progress=False)
+    c = read_all(tmp_path / "c" / "log.h5")
+    assert not np.array_equal(a["train_loss"], c["train_loss"])
+    with pytest.raises(ValueError, match="differs from the checkpoint"):
+        train(dataclasses.replace(cfg, lr=1e-3), str(tmp_path / "a"), progress=False, resume=True)
+
+
+def test_graft_and_freeze(tiny_run, tmp_path):
+    donor_cfg, donor_dir, _ = tiny_run
+    cfg = tiny(n_sequences=16 * 50, graft_from=donor_dir, graft_modules=("blocks.1", "unembed"),
+               freeze_grafted=True, init_seed=5)
+    train(cfg, str(tmp_path / "g"), progress=False)
+    ckpt = lambda d: os.path.join(d, open(os.path.join(d, "latest")).read().strip(), "model.eqx")
+    donor = eqx.tree_deserialise_leaves(ckpt(donor_dir), init_model(donor_cfg, donor_cfg.synth_dim))
+    after = eqx.tree_deserialise_leaves(ckpt(str(tmp_path / "g")), init_model(cfg, cfg.synth_dim))
+    fresh = init_model(cfg, cfg.synth_dim)
+    for path in ("blocks", "unembed"):
+        mine = after.blocks[1] if path == "blocks" else after.unembed
+        theirs = donor.blocks[1] if path == "blocks" else donor.unembed
+        for x, y in zip(jax.tree_util.tree_leaves(mine), jax.tree_util.tree_leaves(theirs)):
+            np.testing.assert_array_equal(x, y)  # grafted and frozen: exactly the donor's
+    # not grafted: trained away from its own initialisation
+    assert not np.allclose(after.blocks[0].attn.wq, fresh.blocks[0].attn.wq)
+    assert not np.allclose(after.blocks[0].attn.wq, donor.blocks[0].attn.wq)
+
+
+def test_config_json_roundtrip_and_bad_values():
+    cfg = preset_config("cpu-quick")
+    assert TrainConfig.from_json(cfg.to_json()) == cfg
+    with pytest.raises(ConfigError, match="preset"):
+        preset_config("nope")
+    with pytest.raises(ConfigError, match="evaluators"):
+        tiny(evaluators=("icl", "bogus")).validate()
+    with pytest.raises(ConfigError, match="context_pairs"):
+        tiny(context_pairs=3, burstiness=2).validate()
+
+
+def _cli(argv, capsys):
+    rc = main(argv)
+    err = capsys.readouterr().err.strip()
+    return rc, err
+
+
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        (["--preset", "bogus"], "preset: unknown preset 'bogus'"),
+        (["--preset", "tiny", "--evaluators", "icl,zzz"], "evaluators: unknown evaluator 'zzz'"),
+        (["--preset", "tiny", "--context-pairs", "3", "--burstiness", "2"], "context_pairs: 3 is shorter"),
+        (["--preset", "tiny", "--data-path", "/nonexistent/x.h5"], "data_path: no such file"),
+        (["--preset", "tiny", "--lr", "fast"], "lr: cannot parse 'fast'"),
+        (["--preset", "tiny", "--n-classes", "2"], "n_classes"),
+    ],
+)
+def test_cli_bad_input(tmp_path, capsys, extra, match):
+    rc, err = _cli(extra + ["--out", str(tmp_path / "o"), "--no-progress"], capsys)
+    assert rc == 2
+    assert match in err and err.count("\n") == 0 and "Traceback" not in err
+    assert not (tmp_path / "o" / "log.h5").exists()
+
+
+def test_cli_bad_data_files(tmp_path, capsys):
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"\x00" * 100)
+    rc, err = _cli(["--preset", "tiny", "--data-path", str(bad), "--out", str(tmp_path / "o")], capsys)
+    assert rc == 2 and "not a readable HDF5" in err
+    few = tmp_path / "few.h5"
+    write_exemplar_file(few, synthetic_exemplars(10, 4, 8, 0.3, 0))
+    rc, err = _cli(["--preset", "tiny", "--data-path", str(few), "--out", str(tmp_path / "o")], capsys)
+    assert rc == 2 and "n_classes: 64 requested but the file has 10" in err
+
+
+def test_cli_subprocess_exit_code_no_traceback(tmp_path):
+    r = subprocess.run(
+        [sys.executable, "-m", "transformer.train", "--preset", "tiny", "--burstiness", "2",
+         "--out", str(tmp_path / "o")],
+        env=ENV, capture_output=True, text=True,
+    )
+    assert r.returncode == 2
+    assert r.stderr.strip() == "error: context_pairs: 2 is shorter than 2 x burstiness = 4"
