@@ -52,19 +52,34 @@ def _product(factors: Iterable[Any]) -> Any:
 
 
 class VectorStats(NamedTuple):
-    """Inner products of one vector with its target: P = x·x*, Q = |x|², R = |x*|²."""
+    """Inner products of one vector with its target: P = x·x*, Q = |x|², R = |x*|².
+
+    Optionally also the error terms E = x*·(x − x*) = P − R and D = |x − x*|² = Q − 2P + R,
+    computed *directly from the vectors*: with them the losses are evaluated without cancellation
+    (see :func:`mechanism_loss`), so they stay accurate to relative precision near convergence.
+    Statistics without E, D (symbolic, or the reduced (P, Q) model) use the plain identity.
+    """
 
     P: Any
     Q: Any
     R: Any
+    E: Any = None
+    D: Any = None
+
+    @property
+    def has_errors(self) -> bool:
+        return self.E is not None and self.D is not None
 
 
 def vector_stats(x: Float[Array, "*batch n"], target: Float[Array, "*batch n"]) -> VectorStats:
-    """P, Q, R of a vector (contracting the last axis)."""
+    """P, Q, R (and E, D) of a vector, contracting the last axis."""
+    delta = x - target
     return VectorStats(
         P=jnp.sum(x * target, axis=-1),
         Q=jnp.sum(x * x, axis=-1),
         R=jnp.sum(target * target, axis=-1),
+        E=jnp.sum(target * delta, axis=-1),
+        D=jnp.sum(delta * delta, axis=-1),
     )
 
 
@@ -211,12 +226,46 @@ def loss_params(model: ToyModel, mu: Sequence[float] | float | None = None, alph
 
 
 def mechanism_loss(stats: Mapping[str, VectorStats], mechanism: Sequence[str], dims: Mapping[str, Any]) -> Any:
-    r"""Mechanism loss :math:`\frac{1}{2N}(\prod R - 2\prod P + \prod Q)`, N = product of dims."""
+    r"""Mechanism loss :math:`\frac{1}{2N}(\prod R - 2\prod P + \prod Q)`, N = product of dims.
+
+    When every vector's statistics carry the error terms E and D, the same polynomial is evaluated
+    in a cancellation-free form (:func:`mechanism_loss_accurate`).
+    """
     n = _product(dims[v] for v in mechanism)
+    if all(stats[v].has_errors for v in mechanism):
+        return mechanism_loss_accurate([stats[v] for v in mechanism]) / (2 * n)
     prod_r = _product(stats[v].R for v in mechanism)
     prod_p = _product(stats[v].P for v in mechanism)
     prod_q = _product(stats[v].Q for v in mechanism)
     return (prod_r - 2 * prod_p + prod_q) / (2 * n)
+
+
+def mechanism_loss_accurate(stats: Sequence[VectorStats]) -> Any:
+    r""":math:`\prod R - 2\prod P + \prod Q` evaluated without cancellation, from E and D.
+
+    With :math:`P = R + E` and :math:`Q = R + 2E + D` (so :math:`Q - P = E + D`), telescoping the
+    products (:math:`\prod a - \prod b = \sum_k \prod_{i<k} b_i\,(a_k - b_k) \prod_{i>k} a_i`) gives
+
+    .. math::
+        \prod R - 2\prod P + \prod Q = \sum_k \prod_{i<k} R_i \Big[D_k \prod_{i>k} Q_i
+        + 2E_k \sum_{m>k} \prod_{k<i<m} P_i\,(E_m + D_m) \prod_{i>m} Q_i\Big],
+
+    in which every term is of second order in the errors x − x*, so no O(1) numbers are subtracted.
+    ``tests/test_toy_losses.py`` checks the identity symbolically.
+    """
+    n = len(stats)
+    one = 1
+    total = 0
+    for k in range(n):
+        prefix_r = _product([one] + [stats[i].R for i in range(k)])
+        suffix_q = _product([one] + [stats[i].Q for i in range(k + 1, n)])
+        q_minus_p = 0
+        for m in range(k + 1, n):
+            between_p = _product([one] + [stats[i].P for i in range(k + 1, m)])
+            after_q = _product([one] + [stats[i].Q for i in range(m + 1, n)])
+            q_minus_p = q_minus_p + between_p * (stats[m].E + stats[m].D) * after_q
+        total = total + prefix_r * (stats[k].D * suffix_q + 2 * stats[k].E * q_minus_p)
+    return total
 
 
 def competition_term(stats: Mapping[str, VectorStats], names: Sequence[str], dims: Mapping[str, Any]) -> Any:
@@ -290,10 +339,16 @@ def loss_with_others_at_targets(
     """
     others = [v for v in model.vectors if v != name]
     signs = np.array(list(itertools.product((1.0, -1.0), repeat=len(others))))  # (n_patterns, V-1)
-    pattern_stats = {name: VectorStats(*(jnp.asarray(s)[..., None] for s in stats[name]))}
+    own = stats[name]
+    pattern_stats = {
+        name: VectorStats(*(None if s is None else jnp.asarray(s)[..., None] for s in own))
+    }
     for j, v in enumerate(others):
         r = jnp.asarray(stats[v].R)[..., None]
-        pattern_stats[v] = VectorStats(P=signs[:, j] * r, Q=r, R=r)
+        # x → ±x*: P = ±R, Q = R; E = P − R and D = Q − 2P + R exactly
+        pattern_stats[v] = VectorStats(P=signs[:, j] * r, Q=r, R=r, E=(signs[:, j] - 1) * r, D=(2 - 2 * signs[:, j]) * r)
+        if not own.has_errors:
+            pattern_stats[v] = pattern_stats[v]._replace(E=None, D=None)
     mu = [lp.mu[..., k, None] for k in range(model.n_mechanisms)]
     alpha = jnp.asarray(lp.alpha)[..., None]
     return jnp.min(loss_terms(model, pattern_stats, mu, alpha, dims).total, axis=-1)
@@ -344,6 +399,7 @@ __all__ = [
     "materialised_loss",
     "materialised_loss_terms",
     "mechanism_loss",
+    "mechanism_loss_accurate",
     "stats_of",
     "tensor_model",
     "total_loss_from_stats",
