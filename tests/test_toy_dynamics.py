@@ -93,13 +93,20 @@ def test_flow_with_b_and_c_clamped_matches_the_closed_form():
     """With b = b*, c = c*: L = k/2·|a − a*|², k = R_b R_c / N, so a − a* decays as e^{−kt}
     and L(t) = L₀ e^{−2kt} (no plateau, no phase change)."""
     r, k, l0 = _clamped_tensor_setup(GradientFlow(t_max=300.0, n_save=61, rtol=1e-11, atol=1e-14))
-    np.testing.assert_allclose(r["loss"][0], l0 * np.exp(-2 * k * r.t), rtol=1e-7, atol=0)
-    assert r["loss"][0][-1] < 1e-12
+    exact = l0 * np.exp(-2 * k * r.t)
+    resolved = exact > 1e-9  # below, the solver's absolute state tolerance (atol) limits |a − a*|
+    np.testing.assert_allclose(r["loss"][0][resolved], exact[resolved], rtol=1e-7)
+    np.testing.assert_allclose(r["loss"][0], exact, rtol=1e-7, atol=1e-16)
+    assert r["loss"][0][-1] < 1e-14
 
 
 def test_gd_with_b_and_c_clamped_matches_the_closed_form():
     r, k, l0 = _clamped_tensor_setup(GradientDescent(lr=0.5, steps=400, stop_loss=None))
-    np.testing.assert_allclose(r["loss"][0], l0 * (1 - 0.5 * k) ** (2 * r.t), rtol=1e-10, atol=0)
+    exact = l0 * (1 - 0.5 * k) ** (2 * r.t)
+    np.testing.assert_allclose(r["loss"][0][exact > 1e-9], exact[exact > 1e-9], rtol=1e-10)
+    # deeper, the rounding of the vectors (~ε|a|) bounds the error: |ΔL| ≲ ε·√L
+    tail = exact > 1e-28
+    assert np.all(np.abs(r["loss"][0][tail] - exact[tail]) <= 1e-14 * np.sqrt(exact[tail]) + 1e-12 * exact[tail])
 
 
 def test_flow_stop_time_is_located_exactly():

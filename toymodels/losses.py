@@ -54,32 +54,36 @@ def _product(factors: Iterable[Any]) -> Any:
 class VectorStats(NamedTuple):
     """Inner products of one vector with its target: P = x·x*, Q = |x|², R = |x*|².
 
-    Optionally also the error terms E = x*·(x − x*) = P − R and D = |x − x*|² = Q − 2P + R,
-    computed *directly from the vectors*: with them the losses are evaluated without cancellation
-    (see :func:`mechanism_loss`), so they stay accurate to relative precision near convergence.
-    Statistics without E, D (symbolic, or the reduced (P, Q) model) use the plain identity.
+    Optionally also, computed *directly from the vectors*, E = x*·(x − x*) (= P − R) and
+    W = |x − (P/R)·x*|² (= Q − P²/R, the squared norm of the part of x orthogonal to x*). With them
+    the losses are evaluated as sums of non-negative terms (see :func:`mechanism_loss_accurate`),
+    accurate to relative precision everywhere, including on the rescaled solution manifold
+    (λa*, b*/λ, …) where P, Q, R stay O(1). Statistics without E, W (symbolic, or the reduced
+    (P, Q) model) use the plain identity.
     """
 
     P: Any
     Q: Any
     R: Any
     E: Any = None
-    D: Any = None
+    W: Any = None
 
     @property
     def has_errors(self) -> bool:
-        return self.E is not None and self.D is not None
+        return self.E is not None and self.W is not None
 
 
 def vector_stats(x: Float[Array, "*batch n"], target: Float[Array, "*batch n"]) -> VectorStats:
-    """P, Q, R (and E, D) of a vector, contracting the last axis."""
-    delta = x - target
+    """P, Q, R (and E, W) of a vector, contracting the last axis."""
+    P = jnp.sum(x * target, axis=-1)
+    R = jnp.sum(target * target, axis=-1)
+    perpendicular = x - (P / R)[..., None] * target
     return VectorStats(
-        P=jnp.sum(x * target, axis=-1),
+        P=P,
         Q=jnp.sum(x * x, axis=-1),
-        R=jnp.sum(target * target, axis=-1),
-        E=jnp.sum(target * delta, axis=-1),
-        D=jnp.sum(delta * delta, axis=-1),
+        R=R,
+        E=jnp.sum(target * (x - target), axis=-1),
+        W=jnp.sum(perpendicular * perpendicular, axis=-1),
     )
 
 
@@ -228,8 +232,8 @@ def loss_params(model: ToyModel, mu: Sequence[float] | float | None = None, alph
 def mechanism_loss(stats: Mapping[str, VectorStats], mechanism: Sequence[str], dims: Mapping[str, Any]) -> Any:
     r"""Mechanism loss :math:`\frac{1}{2N}(\prod R - 2\prod P + \prod Q)`, N = product of dims.
 
-    When every vector's statistics carry the error terms E and D, the same polynomial is evaluated
-    in a cancellation-free form (:func:`mechanism_loss_accurate`).
+    When every vector's statistics carry E and W, the same polynomial is evaluated
+    as a sum of non-negative terms (:func:`mechanism_loss_accurate`).
     """
     n = _product(dims[v] for v in mechanism)
     if all(stats[v].has_errors for v in mechanism):
@@ -241,30 +245,31 @@ def mechanism_loss(stats: Mapping[str, VectorStats], mechanism: Sequence[str], d
 
 
 def mechanism_loss_accurate(stats: Sequence[VectorStats]) -> Any:
-    r""":math:`\prod R - 2\prod P + \prod Q` evaluated without cancellation, from E and D.
+    r""":math:`\prod R - 2\prod P + \prod Q` as a sum of non-negative terms, from E and W.
 
-    With :math:`P = R + E` and :math:`Q = R + 2E + D` (so :math:`Q - P = E + D`), telescoping the
-    products (:math:`\prod a - \prod b = \sum_k \prod_{i<k} b_i\,(a_k - b_k) \prod_{i>k} a_i`) gives
+    Write each vector as :math:`x = s\,x^* + x_\perp` with :math:`s = P/R` and
+    :math:`W = |x_\perp|^2`. Tensor products that differ in which factors are :math:`x_\perp` are
+    mutually orthogonal, hence
 
     .. math::
-        \prod R - 2\prod P + \prod Q = \sum_k \prod_{i<k} R_i \Big[D_k \prod_{i>k} Q_i
-        + 2E_k \sum_{m>k} \prod_{k<i<m} P_i\,(E_m + D_m) \prod_{i>m} Q_i\Big],
+        \Big|\bigotimes x^* - \bigotimes x\Big|^2 = \prod R\,\Big(1 - \prod s\Big)^2
+        + \sum_k \Big(\prod_{i<k} \tfrac{P_i^2}{R_i}\Big)\, W_k \prod_{i>k} Q_i ,
 
-    in which every term is of second order in the errors x − x*, so no O(1) numbers are subtracted.
-    ``tests/test_toy_losses.py`` checks the identity symbolically.
+    with :math:`1 - \prod s = -\sum_k (\prod_{i<k} s_i)\,E_k/R_k` (telescoped; E = P − R).
+    Every term is non-negative and the only subtraction carries an absolute error ~ machine ε,
+    which is then squared: the loss is accurate to relative precision near any minimum.
+    ``tests/test_toy_losses.py`` checks the identity symbolically. Needs R > 0 (targets ≠ 0).
     """
-    n = len(stats)
     one = 1
-    total = 0
-    for k in range(n):
-        prefix_r = _product([one] + [stats[i].R for i in range(k)])
-        suffix_q = _product([one] + [stats[i].Q for i in range(k + 1, n)])
-        q_minus_p = 0
-        for m in range(k + 1, n):
-            between_p = _product([one] + [stats[i].P for i in range(k + 1, m)])
-            after_q = _product([one] + [stats[i].Q for i in range(m + 1, n)])
-            q_minus_p = q_minus_p + between_p * (stats[m].E + stats[m].D) * after_q
-        total = total + prefix_r * (stats[k].D * suffix_q + 2 * stats[k].E * q_minus_p)
+    s = [st.P / st.R for st in stats]
+    one_minus_prod_s = 0
+    for k, st in enumerate(stats):
+        one_minus_prod_s = one_minus_prod_s - _product([one] + s[:k]) * st.E / st.R
+    total = _product(st.R for st in stats) * one_minus_prod_s * one_minus_prod_s
+    for k, st in enumerate(stats):
+        before = _product([one] + [x.P * x.P / x.R for x in stats[:k]])
+        after = _product([one] + [x.Q for x in stats[k + 1 :]])
+        total = total + before * st.W * after
     return total
 
 
@@ -345,10 +350,10 @@ def loss_with_others_at_targets(
     }
     for j, v in enumerate(others):
         r = jnp.asarray(stats[v].R)[..., None]
-        # x → ±x*: P = ±R, Q = R; E = P − R and D = Q − 2P + R exactly
-        pattern_stats[v] = VectorStats(P=signs[:, j] * r, Q=r, R=r, E=(signs[:, j] - 1) * r, D=(2 - 2 * signs[:, j]) * r)
+        # x → ±x*: P = ±R, Q = R; E = P − R and W = 0 exactly
+        pattern_stats[v] = VectorStats(P=signs[:, j] * r, Q=r, R=r, E=(signs[:, j] - 1) * r, W=0 * r)
         if not own.has_errors:
-            pattern_stats[v] = pattern_stats[v]._replace(E=None, D=None)
+            pattern_stats[v] = pattern_stats[v]._replace(E=None, W=None)
     mu = [lp.mu[..., k, None] for k in range(model.n_mechanisms)]
     alpha = jnp.asarray(lp.alpha)[..., None]
     return jnp.min(loss_terms(model, pattern_stats, mu, alpha, dims).total, axis=-1)

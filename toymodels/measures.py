@@ -5,9 +5,9 @@ At every saved time the dynamics record (names are the HDF5 dataset names):
 * ``loss`` — the total loss; ``mechanism_k_loss`` (k = 1, 2, …) — each mechanism's loss L_k;
   ``competition`` — the unweighted competition term C (models with one);
 * ``grad_norm`` — the norm of the applied gradient (clamped entries excluded);
-* per vector x: ``norm_x`` = |x| = √Q; ``one_minus_cos2_x`` = 1 − P²/(QR) = (RD − E²)/(QR);
-  ``distance_x`` = |x − x*| = √(Q − 2P + R) = √D (with E, D of :class:`~toymodels.losses.VectorStats`
-  when available); ``loss_others_at_targets_x`` — the total loss with
+* per vector x: ``norm_x`` = |x| = √Q; ``one_minus_cos2_x`` = 1 − P²/(QR) = W/Q;
+  ``distance_x`` = |x − x*| = √(Q − 2P + R) = √(E²/R + W) (with E, W of
+  :class:`~toymodels.losses.VectorStats` when available); ``loss_others_at_targets_x`` — the total loss with
   every other vector at ± its target (best sign; see
   :func:`toymodels.losses.loss_with_others_at_targets`).
 
@@ -57,8 +57,8 @@ def measures_from_stats(
         P, Q, R = (jnp.asarray(s) for s in st[:3])
         out[f"norm_{v}"] = jnp.sqrt(jnp.maximum(Q, 0.0))
         safe = jnp.where(Q * R > 0, Q * R, 1.0)
-        if st.has_errors:  # QR − P² = RD − E² and |x − x*|² = D, free of cancellation
-            sin2, dist2 = (R * st.D - st.E * st.E) / safe, jnp.asarray(st.D)
+        if st.has_errors:  # sin² = W/Q and |x − x*|² = E²/R + W: sums of non-negative terms
+            sin2, dist2 = R * st.W / safe, st.E * st.E / R + st.W
         else:
             sin2, dist2 = 1.0 - P * P / safe, Q - 2 * P + R
         out[f"one_minus_cos2_{v}"] = jnp.where(Q * R > 0, jnp.maximum(sin2, 0.0), 1.0)
