@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 
 import numpy as np
 
+from .atomic import atomic_write
 from .results import ToyResult
 
 MECHANISM_COLOURS = ("tab:blue", "tab:orange", "tab:purple", "tab:brown")
@@ -98,18 +98,11 @@ def plot_result(result: ToyResult, max_panels: int = 12):
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> None:
-    """Save a figure atomically (temporary file, then rename)."""
+    """Save a figure atomically (temporary file, then rename) and close it."""
     import matplotlib.pyplot as plt
 
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1] or ".png", dir=os.path.dirname(os.path.abspath(path)))
-    os.close(fd)
+    suffix = os.path.splitext(os.fspath(path))[1] or ".png"
     try:
-        fig.savefig(tmp, dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format=suffix.lstrip(".")), suffix=suffix)
     finally:
         plt.close(fig)

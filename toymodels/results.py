@@ -30,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from importlib import metadata
 from typing import Any
@@ -38,14 +37,10 @@ from typing import Any
 import h5py
 import numpy as np
 
+from .atomic import _umask, atomic_write  # noqa: F401  (_umask: still imported by sweep_store until it uses atomic_write)
+
 FORMAT_VERSION = "toymodels-result/1"
 _RESERVED = {"t", "seed", "mu", "alpha", "stop_step", "stop_time", "diverged_step", "failure_time"}
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def package_versions() -> dict[str, str]:
@@ -162,36 +157,28 @@ class ToyResult:
     # ------------------------------------------------------------------ HDF5
     def save(self, path: str | os.PathLike) -> None:
         """Write to HDF5 atomically (temporary file in the same directory, then rename)."""
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".h5", dir=directory)
-        os.close(fd)
-        try:
-            with h5py.File(tmp, "w") as f:
-                f.attrs["format"] = FORMAT_VERSION
-                f.attrs["config"] = json.dumps(self.config)
-                f.attrs["versions"] = json.dumps(self.versions)
-                f.create_dataset("t", data=self.t)
-                for name, arr in self.measures.items():
-                    f.create_dataset(name, data=arr, chunks=True, compression="gzip", compression_opts=1, shuffle=True)
-                for name, arr in self.labels.items():
-                    f.create_dataset(name, data=arr)
-                if self.method == "gd":
-                    f.create_dataset("stop_step", data=self.stop)
-                    f.create_dataset("diverged_step", data=self.failure)
-                else:
-                    f.create_dataset("stop_time", data=self.stop)
-                    f.create_dataset("failure_time", data=self.failure)
-                for group, d in self.vectors.items():
-                    g = f.create_group(group)
-                    for name, arr in d.items():
-                        g.create_dataset(name, data=arr)
-            os.chmod(tmp, 0o666 & ~_umask())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        atomic_write(path, self._write_hdf5, suffix=".h5")
+
+    def _write_hdf5(self, path: str) -> None:
+        with h5py.File(path, "w") as f:
+            f.attrs["format"] = FORMAT_VERSION
+            f.attrs["config"] = json.dumps(self.config)
+            f.attrs["versions"] = json.dumps(self.versions)
+            f.create_dataset("t", data=self.t)
+            for name, arr in self.measures.items():
+                f.create_dataset(name, data=arr, chunks=True, compression="gzip", compression_opts=1, shuffle=True)
+            for name, arr in self.labels.items():
+                f.create_dataset(name, data=arr)
+            if self.method == "gd":
+                f.create_dataset("stop_step", data=self.stop)
+                f.create_dataset("diverged_step", data=self.failure)
+            else:
+                f.create_dataset("stop_time", data=self.stop)
+                f.create_dataset("failure_time", data=self.failure)
+            for group, d in self.vectors.items():
+                g = f.create_group(group)
+                for name, arr in d.items():
+                    g.create_dataset(name, data=arr)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ToyResult":
