@@ -89,7 +89,7 @@ def _setup(mu, alpha, dims):
     require(len(mu) == 2 and all(m >= 0 for m in mu), "mu", f"need mu1, mu2 >= 0 (got {mu})")
     require(alpha >= 0, "alpha", f"must be >= 0 (got {alpha})")
     model = coopetition_model(tuple(dims))
-    return model, reduced_dynamics(model)
+    return model, reduced_dynamics(model, coordinates="PQ")
 
 
 def _params(dims, mu, alpha) -> ReducedParams:

@@ -57,10 +57,31 @@ __all__ = [
 
 
 class ReducedState(eqx.Module):
-    """(P, Q) of every vector in model order; clamped vectors hold P = Q = R and never move."""
+    """Statistics of every vector in model order (arrays (..., V)).
+
+    Simulation uses (P, E, W) with E = x*·(x − x*) = P − R and W = |x_⊥|² = Q − P²/R (``Q`` is then
+    ``None`` and derived as W + P²/R); the analysis dynamics use (P, Q) (``E``, ``W`` are ``None``).
+    Clamped vectors hold P = Q = R, E = W = 0 and never move.
+    """
 
     P: Float[Array, "*batch V"]
-    Q: Float[Array, "*batch V"]
+    Q: Float[Array, "*batch V"] | None = None
+    E: Float[Array, "*batch V"] | None = None
+    W: Float[Array, "*batch V"] | None = None
+
+    @classmethod
+    def from_stats(cls, P, Q, R, E=None, W=None) -> "ReducedState":
+        """Simulation state from (P, Q, R); E, W default to P − R and Q − P²/R (exact ones, from
+        the vectors, are better)."""
+        E = P - R if E is None else E
+        W = Q - P * P / R if W is None else W
+        return cls(P=P, E=E, W=W)
+
+    def fields(self, names: Sequence[str]) -> tuple:
+        out = tuple(getattr(self, n) for n in names)
+        if any(f is None for f in out):
+            raise ConfigError("state", f"the dynamics need the statistics {names}")
+        return out
 
 
 class ReducedParams(eqx.Module):
@@ -104,8 +125,13 @@ class ReducedDynamics:
     def _free_index(self) -> list[int]:
         return [self.model.vectors.index(v) for v in self.symbolic.free]
 
+    @property
+    def coordinates(self) -> str:
+        return self.symbolic.coordinates
+
     def _args(self, state: ReducedState, params: ReducedParams) -> list:
-        state_args = [x for i in self._free_index() for x in (state.P[..., i], state.Q[..., i])]
+        fields = state.fields(self.symbolic.state_names)
+        state_args = [f[..., i] for i in self._free_index() for f in fields]
         V, K = len(self.model.vectors), self.model.n_mechanisms
         return (
             state_args
@@ -116,22 +142,25 @@ class ReducedDynamics:
         )
 
     def _assemble(self, values: Sequence[Any], state: ReducedState, fill: str) -> ReducedState:
-        """Put per-free-vector (P, Q) values back into full-length arrays; clamped entries get
-        zero (``fill="zero"``) or their current value (``fill="keep"``)."""
-        P, Q = [], []
+        """Put per-free-vector values back into full-length arrays; clamped entries get zero
+        (``fill="zero"``, velocities) or their current value (``fill="keep"``, GD updates)."""
+        names = self.symbolic.state_names
+        k = len(names)
+        fields = state.fields(names)
         it = iter(values)
-        pairs = {v: (next(it), next(it)) for v in self.symbolic.free}
-        for i, v in enumerate(self.model.vectors):
-            if v in pairs:
-                P.append(jnp.broadcast_to(pairs[v][0], state.P[..., i].shape))
-                Q.append(jnp.broadcast_to(pairs[v][1], state.Q[..., i].shape))
-            elif fill == "zero":
-                P.append(jnp.zeros_like(state.P[..., i]))
-                Q.append(jnp.zeros_like(state.Q[..., i]))
-            else:
-                P.append(state.P[..., i])
-                Q.append(state.Q[..., i])
-        return ReducedState(P=jnp.stack(P, axis=-1), Q=jnp.stack(Q, axis=-1))
+        per = {v: [next(it) for _ in range(k)] for v in self.symbolic.free}
+        out = []
+        for j, field in enumerate(fields):
+            cols = []
+            for i, v in enumerate(self.model.vectors):
+                if v in per:
+                    cols.append(jnp.broadcast_to(per[v][j], field[..., i].shape))
+                elif fill == "zero":
+                    cols.append(jnp.zeros_like(field[..., i]))
+                else:
+                    cols.append(field[..., i])
+            out.append(jnp.stack(cols, axis=-1))
+        return ReducedState(**dict(zip(names, out)))
 
     # ------------------------------------------------------------------ dynamics
     def velocity(self, state: ReducedState, params: ReducedParams) -> ReducedState:
@@ -143,14 +172,34 @@ class ReducedDynamics:
         return self._assemble(self._gd(*self._args(state, params), lr), state, "keep")
 
     def grad_norm_sq(self, state: ReducedState, params: ReducedParams):
-        """Squared norm of the applied (clamp-masked) gradient."""
-        return self._grad_norm_sq(*self._args(state, params))
+        """Squared norm of the applied (clamp-masked) gradient: per vector, of its algebraically
+        equal forms the one with the smallest rounding scale (sum of term magnitudes)."""
+        forms = self._grad_norm_sq(*self._args(state, params))
+        total = 0.0
+        it = iter(forms)
+        for v in self.symbolic.free:
+            best, best_scale = None, None
+            for _ in self.symbolic.grad_norm_sq_forms[v]:
+                value, scale = next(it), next(it)
+                if best is None:
+                    best, best_scale = value, scale
+                else:
+                    take = scale < best_scale
+                    best, best_scale = jnp.where(take, value, best), jnp.where(take, scale, best_scale)
+            total = total + best
+        return total
 
     # ------------------------------------------------------------------ measures
     def stats(self, state: ReducedState, params: ReducedParams) -> dict[str, VectorStats]:
-        return {
-            v: VectorStats(state.P[..., i], state.Q[..., i], params.R[..., i]) for i, v in enumerate(self.model.vectors)
-        }
+        out = {}
+        for i, v in enumerate(self.model.vectors):
+            P, R = state.P[..., i], params.R[..., i]
+            if self.coordinates == "PQ":
+                out[v] = VectorStats(P, state.Q[..., i], R)
+            else:
+                W = state.W[..., i]
+                out[v] = VectorStats(P=P, Q=W + P * P / R, R=R, E=state.E[..., i], W=W)
+        return out
 
     def dims(self, params: ReducedParams) -> dict[str, Any]:
         return {v: params.dims[..., i] for i, v in enumerate(self.model.vectors)}
@@ -167,13 +216,14 @@ class ReducedDynamics:
 
 
 @functools.lru_cache(maxsize=64)
-def _reduced_dynamics_cached(structure: ToyModel, clamped: frozenset[str]) -> ReducedDynamics:
-    sd = derive(structure, clamped)
+def _reduced_dynamics_cached(structure: ToyModel, clamped: frozenset[str], coordinates: str) -> ReducedDynamics:
+    sd = derive(structure, clamped, coordinates)
     args = list(sd.state_symbols) + list(sd.parameter_symbols)
     flow = _lambdify(args, sd.vector_field)
     gd = _lambdify(args + [sd.lr], [e for v in sd.free for e in sd.gd[v]])
-    gsq_fn = _lambdify(args, [sd.grad_norm_sq])
-    return ReducedDynamics(model=structure, symbolic=sd, _flow=flow, _gd=gd, _grad_norm_sq=lambda *a: gsq_fn(*a)[0])
+    forms = [e for v in sd.free for pair in sd.grad_norm_sq_forms[v] for e in pair]
+    gsq_fn = _lambdify(args, forms) if forms else (lambda *a: [])
+    return ReducedDynamics(model=structure, symbolic=sd, _flow=flow, _gd=gd, _grad_norm_sq=gsq_fn)
 
 
 def reduced_clamped_set(model: ToyModel, clamps: Sequence[Clamp]) -> frozenset[str]:
@@ -190,14 +240,17 @@ def reduced_clamped_set(model: ToyModel, clamps: Sequence[Clamp]) -> frozenset[s
     return frozenset(c.name for c in clamps)
 
 
-def reduced_dynamics(model: ToyModel, clamps: Sequence[Clamp] = ()) -> ReducedDynamics:
+def reduced_dynamics(model: ToyModel, clamps: Sequence[Clamp] = (), coordinates: str = "PEW") -> ReducedDynamics:
     """The (cached) lambdified reduced dynamics of ``model`` with full-vector ``clamps``.
 
-    The numeric dimensions of ``model`` are not baked in (they travel in :class:`ReducedParams`).
+    ``coordinates="PEW"`` (simulation, accurate near any minimum) or ``"PQ"`` (the plain 2-per-vector
+    system, for analysis). The numeric dimensions of ``model`` are not baked in (they travel in
+    :class:`ReducedParams`).
     """
     clamped = reduced_clamped_set(model, clamps)
     structure = model.replace(dims=(1,) * len(model.vectors))
-    return _reduced_dynamics_cached(structure, clamped)
+    derive(structure, clamped, coordinates)  # validates coordinates
+    return _reduced_dynamics_cached(structure, clamped, coordinates)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,14 +295,19 @@ def _solve_batch(dyn: ReducedDynamics, method: Method, state0: ReducedState, par
 def initial_stats_from_vectors(
     targets: Mapping[str, Float[Array, "*runs n"]], init: Mapping[str, Float[Array, "*runs n"]]
 ) -> dict[str, VectorStats]:
-    """Exact (P, Q, R) of explicit initial vectors and targets (computed in float64 NumPy)."""
+    """Exact (P, Q, R) and E = x*·(x − x*), W = |x − (P/R)x*|² of explicit initial vectors and targets
+    (computed directly from the vectors in float64 NumPy)."""
     require(set(targets) == set(init), "init", f"targets {sorted(targets)} and init {sorted(init)} name different vectors")
     out = {}
     for v in targets:
         t = np.asarray(targets[v], dtype=np.float64)
         x = np.asarray(init[v], dtype=np.float64)
         require(t.shape == x.shape, "init", f"vector {v!r}: target shape {t.shape} != init shape {x.shape}")
-        out[v] = VectorStats(P=np.sum(x * t, axis=-1), Q=np.sum(x * x, axis=-1), R=np.sum(t * t, axis=-1))
+        P, R = np.sum(x * t, axis=-1), np.sum(t * t, axis=-1)
+        perp = x - (P / R)[..., None] * t
+        out[v] = VectorStats(
+            P=P, Q=np.sum(x * x, axis=-1), R=R, E=np.sum(t * (x - t), axis=-1), W=np.sum(perp * perp, axis=-1)
+        )
     return out
 
 
@@ -300,7 +358,7 @@ def _check_stats(model: ToyModel, stats: Mapping[str, VectorStats]) -> int:
     require(not extra, "initial_stats", f"unknown vectors {extra} (vectors: {', '.join(model.vectors)})")
     shapes = set()
     for v in model.vectors:
-        P, Q, R = (np.atleast_1d(np.asarray(s, dtype=np.float64)) for s in stats[v])
+        P, Q, R = (np.atleast_1d(np.asarray(s, dtype=np.float64)) for s in stats[v][:3])
         for name, arr in (("P", P), ("Q", Q), ("R", R)):
             require(arr.ndim == 1, "initial_stats", f"{name}_{v} must be a scalar or a 1-d array over runs")
             require(bool(np.all(np.isfinite(arr))), "initial_stats", f"{name}_{v} has non-finite values")
@@ -368,23 +426,34 @@ def simulate_reduced(
     n_runs = sizes.pop() if sizes else 1
     V = len(model.vectors)
     with numerics(precision) as dtype:
+        def column(values):
+            return np.stack([np.broadcast_to(np.asarray(values(initial_stats[v]), dtype=np.float64), (n_runs,)) for v in model.vectors], -1)
+
         cols = {
-            k: np.stack([np.broadcast_to(np.asarray(initial_stats[v][j], dtype=np.float64), (n_runs,)) for v in model.vectors], -1)
-            for j, k in enumerate("PQR")
+            "P": column(lambda st: st.P),
+            "Q": column(lambda st: st.Q),
+            "R": column(lambda st: st.R),
+            # E, W: the exact ones when given (from vectors), else from P, Q, R
+            "E": column(lambda st: st.P - st.R if st.E is None else st.E),
+            "W": column(lambda st: np.maximum(st.Q - st.P * st.P / st.R, 0.0) if st.W is None else st.W),
         }
         for i, v in enumerate(model.vectors):
             if v in clamped:  # a vector clamped in full sits at its target
                 cols["P"][:, i] = cols["R"][:, i]
                 cols["Q"][:, i] = cols["R"][:, i]
-        state0 = ReducedState(P=jnp.asarray(cols["P"], dtype=dtype), Q=jnp.asarray(cols["Q"], dtype=dtype))
+                cols["E"][:, i] = 0.0
+                cols["W"][:, i] = 0.0
+        state0 = ReducedState(**{k: jnp.asarray(cols[k], dtype=dtype) for k in "PEW"})
         params = reduced_params(model, lp, cols["R"], dtype=dtype)
         traj = jax.device_get(_solve_batch(dyn, method, state0, params))
-    assert traj.final.P.shape == (n_runs, V)
+    assert traj.final.P.shape == (n_runs, V) and traj.final.E is not None
 
-    def group(P, Q):
+    def group(P, E, W):
         out = {}
         for i, v in enumerate(model.vectors):
-            out[f"P_{v}"], out[f"Q_{v}"], out[f"R_{v}"] = P[:, i], Q[:, i], cols["R"][:, i]
+            R = cols["R"][:, i]
+            out[f"P_{v}"], out[f"Q_{v}"], out[f"R_{v}"] = P[:, i], W[:, i] + P[:, i] ** 2 / R, R
+            out[f"E_{v}"], out[f"W_{v}"] = E[:, i], W[:, i]
         return out
 
     lp_b = LossParams(mu=np.asarray(params.mu), alpha=np.asarray(params.alpha))
@@ -396,6 +465,6 @@ def simulate_reduced(
         clamps=check_clamps(model, clamps),
         precision=precision,
         run_labels=run_labels,
-        vectors={"init": group(cols["P"], cols["Q"]), "final": group(np.asarray(traj.final.P), np.asarray(traj.final.Q))},
+        vectors={"init": group(*(cols[k] for k in "PEW")), "final": group(*(np.asarray(f) for f in traj.final.fields("PEW")))},
         reduced=True,
     )
