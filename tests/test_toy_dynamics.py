@@ -229,3 +229,12 @@ def test_hdf5_round_trip_and_layout(tmp_path):
         np.testing.assert_array_equal(back[name], r[name])
     np.testing.assert_array_equal(back.stop, r.stop)
     assert back.config == r.config and set(back.vectors) == {"targets", "init", "final"}
+
+
+def test_implicit_stiff_solver_agrees_with_the_explicit_one():
+    cfg = dict(model="tensor", dims=(3, 3), mu=(0.0,), alpha=0.0, seeds=(1,))
+    implicit = run(ToyConfig(**cfg, method=GradientFlow(t_max=50.0, n_save=11, solver="kvaerno5", rtol=1e-8, atol=1e-10)))
+    explicit = run(ToyConfig(**cfg, method=GradientFlow(t_max=50.0, n_save=11, rtol=1e-10, atol=1e-12)))
+    assert np.all(np.isnan(implicit.failure))
+    np.testing.assert_allclose(implicit["loss"], explicit["loss"], rtol=1e-6)
+    assert explicit["loss"][0, -1] < 1e-3 * explicit["loss"][0, 0]  # the run really learns

@@ -80,7 +80,7 @@ def add_method_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--save-every", type=int, default=1, help="GD: record every K-th step")
     g.add_argument("--t-max", type=float, default=None, help="flow end time (default lr × steps)")
     g.add_argument("--n-save", type=int, default=1601, help="flow: number of save times in [0, t-max]")
-    g.add_argument("--solver", choices=tuple(SOLVERS), default="tsit5", help="flow solver (kvaerno5/kencarp4 are implicit)")
+    g.add_argument("--solver", choices=tuple(SOLVERS), default="tsit5", help="flow solver (kvaerno5/kvaerno3 are implicit)")
     g.add_argument("--rtol", type=float, default=1e-8)
     g.add_argument("--atol", type=float, default=1e-10)
     g.add_argument("--max-steps", type=int, default=200_000, help="flow solver step budget")

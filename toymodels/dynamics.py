@@ -41,9 +41,9 @@ SOLVERS: dict[str, str] = {
     "heun": "Heun",
     "bosh3": "Bosh3",
     "kvaerno5": "Kvaerno5",  # implicit (stiff)
-    "kencarp4": "KenCarp4",  # implicit (stiff)
+    "kvaerno3": "Kvaerno3",  # implicit (stiff)
 }
-IMPLICIT_SOLVERS = ("kvaerno5", "kencarp4")
+IMPLICIT_SOLVERS = ("kvaerno5", "kvaerno3")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +93,7 @@ class GradientFlow:
         t_max: end time (flow time = η × steps of gradient descent).
         n_save: number of equally spaced save times in [0, t_max] (or give ``save_times``).
         save_times: explicit increasing save times starting at 0 (overrides ``n_save``).
-        solver: one of :data:`SOLVERS` (``kvaerno5``/``kencarp4`` are implicit, for stiff runs).
+        solver: one of :data:`SOLVERS` (``kvaerno5``/``kvaerno3`` are implicit, for stiff runs).
         rtol, atol: tolerances of the PID step-size controller.
         dt0: initial step (``None``: chosen by Diffrax).
         max_steps: solver step budget per run.
