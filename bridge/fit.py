@@ -1,0 +1,154 @@
+"""``python -m bridge.fit DIR/log.h5 --out FIT_DIR``: fit the coopetition toy to a transformer log.
+
+Writes ``FIT_DIR/fit.json`` (see :mod:`bridge.report`) and ``FIT_DIR/fit.png`` (overlay, residuals and
+the toy in its own units), both atomically; with ``--refine-integer`` also ``FIT_DIR/refine.json``.
+A thin layer over :func:`bridge.logs.read_log`, :func:`bridge.fitting.fit_curves` and
+:mod:`bridge.report`. Bad input prints one line ``error: PARAM: reason`` and exits with status 2,
+writing nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from toymodels.cli import OneLineParser, prepare_output_dir
+from toymodels.errors import ConfigError, require
+
+from .logs import METRICS, parse_curve_names
+from .spec import DEFAULT_FREE, TOY_PARAMETERS
+
+
+def parse_fixed(items: Sequence[str]) -> dict[str, float]:
+    """``["mu2=0", "overlap=1"]`` → {"mu2": 0.0, "overlap": 1.0}."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        require(bool(sep), "fix", f"expected NAME=VALUE (got {item!r})")
+        require(name in TOY_PARAMETERS, "fix", f"unknown parameter {name!r} (known: {', '.join(TOY_PARAMETERS)})")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise ConfigError("fix", f"{name}: not a number: {value!r}") from None
+    return out
+
+
+def add_fit_arguments(p: argparse.ArgumentParser) -> None:
+    """Fit flags (shared with ``python -m bridge.compare``)."""
+    g = p.add_argument_group("fit")
+    g.add_argument("--curves", default="icl,ciwl,total", help="transformer curves to fit jointly (icl ↔ mechanism 1, ciwl ↔ mechanism 2, total/train_eval ↔ total loss)")
+    g.add_argument("--metric", choices=METRICS, default="loss", help="loss, or error = 1 − accuracy")
+    g.add_argument("--free", default=",".join(DEFAULT_FREE), help=f"toy parameters to fit, from {', '.join(TOY_PARAMETERS)}")
+    g.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE", help="value of a parameter that is not fitted (default mu2=0, overlap=1); repeatable")
+    g.add_argument("--robust", type=float, default=None, metavar="DELTA", help="Huber loss with threshold DELTA (in units of each curve's spread) instead of least squares")
+    g.add_argument("--starts", type=int, default=8, help="number of initial guesses (vmapped)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the random initial guesses")
+    g.add_argument("--adam-steps", type=int, default=40)
+    g.add_argument("--lm-steps", type=int, default=80)
+    g.add_argument("--horizon", type=float, default=3.0, help="transience prediction up to HORIZON × the log's length")
+    g.add_argument("--min-points", type=int, default=8, help="refuse logs with fewer evaluations")
+
+
+def fit_from_args(args: argparse.Namespace, log_path: str):
+    """Read the log and fit it as the flags say (raises ConfigError on bad input)."""
+    from .fitting import FitSettings, fit_curves
+    from .logs import read_log
+    from .optimise import OptimiserSettings
+    from .spec import spec_for
+
+    curves_names = parse_curve_names(args.curves)
+    free = tuple(s.strip() for s in args.free.split(",") if s.strip())
+    require(args.adam_steps >= 0, "adam-steps", f"must be >= 0 (got {args.adam_steps})")
+    require(args.lm_steps >= 1, "lm-steps", f"must be >= 1 (got {args.lm_steps})")
+    require(args.min_points >= 4, "min-points", f"must be >= 4 (got {args.min_points})")
+    spec = spec_for(curves_names, free=free, fixed=parse_fixed(args.fix), robust=args.robust)
+    settings = FitSettings(
+        n_starts=args.starts,
+        seed=args.seed,
+        optimiser=OptimiserSettings(adam_steps=args.adam_steps, lm_steps=args.lm_steps),
+        horizon=args.horizon,
+    )
+    curves = read_log(log_path, curves_names, metric=args.metric, min_points=args.min_points)
+    return fit_curves(curves, spec, settings)
+
+
+def write_outputs(result, out: str, plot: bool = True) -> list[str]:
+    """``fit.json`` and (optionally) ``fit.png`` in ``out``; returns the names written."""
+    from .report import fit_dict, overlay_figure, write_json_atomic
+
+    written = []
+    if plot:
+        from toymodels.plotting import save_figure
+
+        save_figure(overlay_figure(result), os.path.join(out, "fit.png"))
+        written.append("fit.png")
+    write_json_atomic(fit_dict(result), os.path.join(out, "fit.json"))
+    written.insert(0, "fit.json")
+    return written
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(
+        prog="python -m bridge.fit",
+        description="Fit the strategy-coopetition toy (μ₁, α, effective dimensions, time and loss scales) to a "
+        "transformer log and write FIT_DIR/fit.json and FIT_DIR/fit.png.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("log", help="transformer log (DIR/log.h5)")
+    p.add_argument("--out", required=True, help="output directory")
+    add_fit_arguments(p)
+    p.add_argument("--refine-integer", action="store_true", help="also re-fit with the full-vector model at the neighbouring integer dimensions and seeds (refine.json)")
+    p.add_argument("--refine-seeds", default="0-3", help="seeds for --refine-integer")
+    p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def flag(param: str) -> str:
+    return param if param in ("log", "curves_data") else "--" + param.replace("_", "-")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        require(args.starts >= 1, "starts", f"must be >= 1 (got {args.starts})")
+        from .logs import read_log
+
+        read_log(args.log, parse_curve_names(args.curves), metric=args.metric, min_points=args.min_points)  # fail before creating --out
+        out = prepare_output_dir(args.out)
+        result = fit_from_args(args, args.log)
+        refine = None
+        if args.refine_integer:
+            from toymodels.cli import parse_int_list
+
+            from .refine import refine_integer
+
+            refine = refine_integer(result, seeds=parse_int_list(args.refine_seeds, "refine-seeds"))
+        written = write_outputs(result, out, plot=not args.no_plot)
+        if refine is not None:
+            from .report import write_json_atomic
+
+            write_json_atomic(refine.to_dict(), os.path.join(out, "refine.json"))
+            written.append("refine.json")
+    except ConfigError as e:
+        print(f"error: {flag(e.param)}: {e.message}", file=sys.stderr)
+        return 2
+    if not args.quiet:
+        from .report import summary_lines
+
+        for line in summary_lines(result):
+            print(line)
+        if refine is not None:
+            for line in refine.summary_lines():
+                print(line)
+        print(f"wrote {', '.join(written)} to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    from toymodels._jax_cache import enable_persistent_cache
+
+    enable_persistent_cache()
+    sys.exit(main())

@@ -1,0 +1,247 @@
+"""Outputs of a fit: ``fit.json`` (atomic), the overlay figure (thesis Fig. 5.9 style) and text tables.
+
+``fit.json`` keys: ``mu1``, ``mu2``, ``alpha``, ``dims`` {a, b, c, d}, ``overlap``, ``time_scale``
+(sequences seen per unit of toy time), ``span`` (toy time at the last evaluation), ``stderr``
+{parameter: standard error, free parameters only, ``dims`` as dim_a/dim_bc/dim_d},
+``curves`` {name: {``scale``, ``offset``, ``scale_stderr``, ``offset_stderr``, ``r2``, ``source``,
+``toy_curve``}}, ``transience`` (predicted vs observed ICL peak/fade, sequences seen), ``fit``
+(cost, initial cost, per-start costs, iterations, convergence, condition number, seconds, spec and
+settings) and ``log`` (path, evaluation points, metric, the run's config).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from .fitting import FitResult
+
+TOY_LABELS = {"mechanism_1": "mechanism 1 (ICL)", "mechanism_2": "mechanism 2 (CIWL)", "total": "total"}
+COLOURS = {"icl": "tab:blue", "ciwl": "tab:orange", "total": "black", "train_eval": "black", "flip": "tab:green", "iwl": "tab:red"}
+
+
+def _clean(x: Any) -> Any:
+    """JSON-safe values: NaN/inf → None, NumPy → Python."""
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _clean(x.tolist())
+    if isinstance(x, (np.bool_, bool)):
+        return bool(x)
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(float(x)) else None
+    return x
+
+
+def fit_dict(result: FitResult) -> dict[str, Any]:
+    """Everything in ``fit.json`` (see module docstring)."""
+    p = result.params
+    curves = {}
+    for name, toy_name in result.spec.curves:
+        curves[name] = {
+            "scale": result.scales[name],
+            "offset": result.offsets[name],
+            "scale_stderr": result.scale_stderr[name],
+            "offset_stderr": result.offset_stderr[name],
+            "r2": result.r2[name],
+            "toy_curve": toy_name,
+            "source": result.curves.sources.get(name, ""),
+        }
+    settings = dataclasses.asdict(result.settings)
+    return _clean(
+        {
+            "mu1": p["mu1"],
+            "mu2": p["mu2"],
+            "alpha": p["alpha"],
+            "dims": result.dims,
+            "overlap": p["overlap"],
+            "time_scale": p["time_scale"],
+            "span": p["span"],
+            "stderr": result.stderr,
+            "curves": curves,
+            "transience": result.transience,
+            "fit": {
+                "cost": result.cost,
+                "initial_cost": result.initial_cost,
+                "start_costs": result.start_costs,
+                "start_initial_costs": result.start_initial_costs,
+                "iterations": result.iterations,
+                "converged": result.converged,
+                "condition_number": result.condition_number,
+                "seconds": result.seconds,
+                "spec": result.spec.to_dict(),
+                "settings": settings,
+            },
+            "log": {
+                "path": result.curves.source,
+                "n_points": result.curves.n_points,
+                "first_seen": result.curves.seen[0],
+                "last_seen": result.curves.seen[-1],
+                "metric": result.curves.metric,
+                "config": result.curves.config,
+            },
+        }
+    )
+
+
+def write_json_atomic(data: dict[str, Any], path: str) -> None:
+    """Write JSON to a temporary file in the same directory, then rename it into place."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, allow_nan=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _fmt(value: float, err: float | None = None) -> str:
+    if value is None or not np.isfinite(value):
+        return "nan"
+    s = f"{value:.4g}"
+    if err is not None and np.isfinite(err):
+        s += f" ± {err:.2g}"
+    return s
+
+
+def summary_lines(result: FitResult) -> list[str]:
+    """A short human-readable summary."""
+    p, e = result.params, result.stderr
+    lines = [
+        f"fit of {result.curves.source} ({result.curves.n_points} evaluations, {len(result.spec.curves)} curves, "
+        f"{len(result.start_costs)} starts, {result.seconds:.1f} s)",
+        f"  mu1 = {_fmt(p['mu1'], e.get('mu1'))}   mu2 = {_fmt(p['mu2'], e.get('mu2'))}   alpha = {_fmt(p['alpha'], e.get('alpha'))}",
+        f"  dims: a = {_fmt(p['dim_a'], e.get('dim_a'))}, b = c = {_fmt(p['dim_bc'], e.get('dim_bc'))}, d = {_fmt(p['dim_d'], e.get('dim_d'))}"
+        f"   overlap = {_fmt(p['overlap'], e.get('overlap'))}",
+        f"  time scale = {_fmt(p['time_scale'], e.get('time_scale'))} sequences per unit toy time (span {p['span']:.4g})",
+    ]
+    for name in result.spec.curve_names:
+        lines.append(
+            f"  {name:10s} R² = {result.r2[name]:.4f}   scale = {_fmt(result.scales[name], result.scale_stderr[name])}   "
+            f"offset = {_fmt(result.offsets[name], result.offset_stderr[name])}"
+        )
+    t = result.transience
+    pr = t["predicted"]
+    if pr["learned"]:
+        fade = f"fades by {pr['fade_at']:.3g}" if pr["fades"] else f"does not fade by {t['horizon_seen']:.3g}"
+        lines.append(f"  toy: ICL peaks at {pr['peak_at']:.3g} sequences seen and {fade}")
+    else:
+        lines.append("  toy: mechanism 1 is never learned within the horizon")
+    if "observed" in t:
+        ob = t["observed"]
+        if ob["learned"]:
+            fade = f"fades by {ob['fade_at']:.3g}" if ob["fades"] else "has not faded by the end of the log"
+            lines.append(f"  transformer: ICL loss is lowest at {ob['peak_at']:.3g} sequences seen and {fade}")
+        else:
+            lines.append("  transformer: the ICL loss never falls below its first value")
+    lines.append(f"  cost {result.cost:.4g} (its initial guess: {result.initial_cost:.4g})")
+    return lines
+
+
+def overlay_figure(result: FitResult):
+    """Three panels: transformer curves with the fitted toy curves in transformer units; residuals;
+    the fitted toy in its own units (mechanism 1 + μ₁, mechanism 2, total) vs toy time, over the
+    prediction horizon (thesis Fig. 5.9)."""
+    import matplotlib
+
+    if os.environ.get("MPLBACKEND") is None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    seen = result.curves.seen
+    ax = axes[0]
+    for k, name in enumerate(result.spec.curve_names):
+        c = COLOURS.get(name, None)
+        ax.plot(seen, result.curves.values[name], "o", ms=3, color=c, alpha=0.6, label=f"transformer {name}")
+        ax.plot(seen, result.prediction[k], "-", color=c, lw=1.6, label=f"toy fit (R²={result.r2[name]:.3f})")
+    ax.set_xlabel("sequences seen")
+    ax.set_ylabel(f"{result.curves.metric} (transformer units)")
+    ax.set_title("transformer curves and fitted toy", fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    ax = axes[1]
+    for k, name in enumerate(result.spec.curve_names):
+        ax.plot(seen, result.curves.values[name] - result.prediction[k], ".-", ms=3, lw=0.8, color=COLOURS.get(name), label=name)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xlabel("sequences seen")
+    ax.set_ylabel("residual (transformer − toy)")
+    ax.set_title("residuals", fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    ax = axes[2]
+    g = result.toy_grid
+    mu1 = result.params["mu1"]
+    ax.plot(g["t"], g["mechanism_1"] + mu1, color="tab:blue", lw=1.6, label=f"mechanism 1 loss + μ₁ (μ₁={mu1:.3g})")
+    ax.plot(g["t"], g["mechanism_2"], color="tab:orange", lw=1.6, label="mechanism 2 loss")
+    ax.plot(g["t"], g["total"], color="black", ls="--", lw=1.2, label="total loss")
+    ax.axvline(result.params["span"], color="grey", ls=":", lw=1, label="end of the log")
+    ax.set_yscale("log")
+    ax.set_xlabel("toy time t (= sequences seen / time scale)")
+    ax.set_title(
+        f"fitted toy: α={result.params['alpha']:.3g}, dims a={result.params['dim_a']:.3g}, "
+        f"b=c={result.params['dim_bc']:.3g}, d={result.params['dim_d']:.3g}",
+        fontsize=9,
+    )
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, which="both", lw=0.4)
+    fig.suptitle(os.path.basename(os.path.dirname(os.path.abspath(result.curves.source))) or result.curves.source, fontsize=10)
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.12, top=0.88, wspace=0.25)
+    return fig
+
+
+def table_markdown(rows: list[tuple[str, dict[str, Any]]]) -> str:
+    """Side-by-side Markdown table of ``fit.json`` dictionaries (one column per run)."""
+    def cell(d, key):
+        if key in ("dim_a", "dim_bc", "dim_d"):
+            v = d["dims"]["a" if key == "dim_a" else "b" if key == "dim_bc" else "d"]
+        else:
+            v = d.get(key)
+        err = d.get("stderr", {}).get(key)
+        return _fmt(v if v is not None else np.nan, err)
+
+    keys = ["mu1", "mu2", "alpha", "dim_a", "dim_bc", "dim_d", "overlap", "time_scale"]
+    head = "| parameter | " + " | ".join(name for name, _ in rows) + " |"
+    sep = "|---|" + "---|" * len(rows)
+    lines = [head, sep]
+    for key in keys:
+        lines.append(f"| {key} | " + " | ".join(cell(d, key) for _, d in rows) + " |")
+    curve_names = sorted({c for _, d in rows for c in d["curves"]})
+    for c in curve_names:
+        lines.append(f"| R² {c} | " + " | ".join(_fmt(d["curves"][c]["r2"]) if c in d["curves"] else "–" for _, d in rows) + " |")
+    for key, label in (("peak_at", "toy ICL peak (seen)"), ("fade_at", "toy ICL fade (seen)")):
+        lines.append(f"| {label} | " + " | ".join(_fmt(d["transience"]["predicted"].get(key) or np.nan) for _, d in rows) + " |")
+    lines.append("| transformer ICL-loss minimum (seen) | " + " | ".join(
+        _fmt((d["transience"].get("observed") or {}).get("peak_at") or np.nan) for _, d in rows) + " |")
+    lines.append("| cost | " + " | ".join(_fmt(d["fit"]["cost"]) for _, d in rows) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_text_atomic(text: str, path: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=directory)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+__all__ = ["fit_dict", "overlay_figure", "summary_lines", "table_markdown", "write_json_atomic", "write_text_atomic"]

@@ -1,0 +1,230 @@
+"""Bridge: parameter recovery on toy-generated curves, fit ≥ initial guess, CLI end to end, bad input.
+
+All fits share one compiled program (same curve set, number of evaluation points, starts and
+iteration budget), so the suite compiles the fit once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import h5py
+import numpy as np
+import pytest
+
+from bridge.fitting import FitSettings, fit_curves, landmark_time, peak_and_fade
+from bridge.logs import read_log, write_log
+from bridge.optimise import OptimiserSettings
+from bridge.spec import FitSpec, spec_for
+from bridge.synthetic import toy_generated_curves, write_synthetic_log
+from toymodels.errors import ConfigError
+
+CURVES = ["icl", "ciwl", "total"]
+TRUTH = dict(span=12000.0, mu1=0.15, alpha=0.08, dim_a=25.0, dim_bc=18.0, dim_d=120.0)
+SCALES = {"icl": 3.0, "ciwl": 4.0, "total": 20.0}
+OFFSETS = {"icl": 0.5, "ciwl": 0.2, "total": 1.0}
+SEEN = np.linspace(0, 1.6e6, 41)
+SETTINGS = FitSettings(n_starts=3, optimiser=OptimiserSettings(adam_steps=20, lm_steps=60))
+CLI_FLAGS = ["--starts", "3", "--adam-steps", "20", "--lm-steps", "60"]
+# noisy recovery: noise σ = NOISE × each curve's spread on 41 points (the fit's own standard errors
+# are then ≲ 3% for every parameter)
+NOISE = 0.001
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return spec_for(CURVES)
+
+
+@pytest.fixture(scope="module")
+def clean_curves(spec):
+    return toy_generated_curves(spec, TRUTH, SEEN, SCALES, OFFSETS)
+
+
+@pytest.fixture(scope="module")
+def clean_fit(spec, clean_curves):
+    return fit_curves(clean_curves, spec, SETTINGS)
+
+
+def rel_errors(result, truth):
+    return {k: abs(result.params[k] - v) / v for k, v in truth.items()}
+
+
+def test_noise_free_recovery(clean_fit):
+    errs = rel_errors(clean_fit, TRUTH)
+    assert max(errs.values()) < 1e-3, errs
+    for name in CURVES:
+        assert abs(clean_fit.scales[name] - SCALES[name]) / SCALES[name] < 1e-3
+        assert abs(clean_fit.offsets[name] - OFFSETS[name]) < 1e-3 * SCALES[name]
+        assert clean_fit.r2[name] > 1 - 1e-9
+    assert clean_fit.params["time_scale"] == pytest.approx(SEEN[-1] / TRUTH["span"], rel=1e-3)
+
+
+def test_fit_never_worse_than_initial_guess(clean_fit):
+    costs, initial = clean_fit.start_costs, clean_fit.start_initial_costs
+    finite = np.isfinite(initial)
+    assert np.all(costs[finite] <= initial[finite])
+    assert clean_fit.cost <= clean_fit.initial_cost
+    assert clean_fit.cost == np.min(costs)
+
+
+def test_noisy_recovery(spec):
+    curves = toy_generated_curves(spec, TRUTH, SEEN, SCALES, OFFSETS, noise=NOISE, seed=3)
+    result = fit_curves(curves, spec, SETTINGS)
+    errs = rel_errors(result, TRUTH)
+    assert max(errs.values()) < 0.05, errs
+    # the reported uncertainties are honest: the truth lies within 4 standard errors
+    for k, v in TRUTH.items():
+        assert abs(result.params[k] - v) < 4 * result.stderr[k] + 1e-12, (k, result.params[k], v, result.stderr[k])
+    assert all(r > 0.99 for r in result.r2.values())
+
+
+def test_transience_prediction(clean_fit):
+    t = clean_fit.transience
+    assert t["predicts_transience"] and t["predicted"]["learned"]
+    obs = t["observed"]
+    assert obs["learned"] and obs["fades"]
+    # the toy's own peak (fine grid) lies within one evaluation interval of the data's minimum
+    assert abs(t["predicted"]["peak_at"] - obs["peak_at"]) <= SEEN[1] - SEEN[0]
+
+
+def test_peak_and_fade_and_landmark():
+    x = np.arange(10.0)
+    y = np.array([5, 3, 1, 0.5, 1, 2, 3, 4, 4, 4.0])
+    pf = peak_and_fade(x, y)
+    assert pf["peak_at"] == 3 and pf["fades"] and pf["fade_at"] == 6  # 0.5 + 0.5·4.5 = 2.75 → x = 6
+    assert not peak_and_fade(x, x)["learned"]
+    assert landmark_time(x, 10 - x, 0.5) == pytest.approx(4.5)
+
+
+def test_spec_transforms_roundtrip(spec):
+    from toymodels.precision import numerics
+
+    theta = spec.unconstrained(TRUTH)
+    with numerics("float64"):
+        phys = spec.physical(theta)
+    for k, v in TRUTH.items():
+        assert float(phys[k]) == pytest.approx(v, rel=1e-12)
+    with pytest.raises(ConfigError, match="free"):
+        FitSpec(free=("mu1",))
+    with pytest.raises(ConfigError, match="mu2"):
+        spec_for(CURVES, fixed={"mu2": -1.0})
+
+
+# ------------------------------------------------------------------ logs and CLI
+
+
+def test_read_log_layout(tmp_path, clean_curves):
+    path = tmp_path / "log.h5"
+    write_synthetic_log(path, clean_curves)
+    c = read_log(path, CURVES)
+    np.testing.assert_allclose(c.seen, SEEN)
+    for name in CURVES:
+        np.testing.assert_allclose(c.values[name], clean_curves.values[name], rtol=1e-6)
+    assert c.sources["ciwl"] == "iwl_copy_avail/loss" and c.sources["total"] == "train_eval/loss"
+    err = read_log(path, ["icl"], metric="error")
+    np.testing.assert_allclose(err.values["icl"], 1 - np.exp(-clean_curves.values["icl"]), rtol=1e-5)
+
+
+def test_total_from_per_step_train_loss(tmp_path):
+    seen = np.arange(0, 1000, 100)
+    steps = np.arange(1, 1000) + 0.0  # sequences seen after each step (batch 1)
+    loss = 10.0 / (1 + steps / 100)
+    ev = {"icl": {"loss": np.ones((10, 2)) * np.linspace(2, 1, 10)[:, None]}}
+    write_log(tmp_path / "log.h5", seen, ev, train_loss=(steps, loss))
+    c = read_log(tmp_path / "log.h5", ["icl", "total"])
+    assert c.sources["total"].startswith("train_loss")
+    assert c.values["total"][1] == pytest.approx(loss[:100].mean(), rel=1e-6)
+    assert c.values["total"][0] == pytest.approx(loss[0], rel=1e-6)
+
+
+def test_cli_end_to_end(tmp_path, clean_curves, capsys):
+    from bridge.fit import main
+
+    log = tmp_path / "run" / "log.h5"
+    log.parent.mkdir()
+    write_synthetic_log(log, clean_curves)
+    out = tmp_path / "fit"
+    assert main([str(log), "--out", str(out), *CLI_FLAGS]) == 0
+    d = json.loads((out / "fit.json").read_text())
+    for key in ("mu1", "mu2", "alpha", "dims", "time_scale", "curves", "stderr", "transience"):
+        assert key in d
+    assert set(d["dims"]) == {"a", "b", "c", "d"}
+    assert d["mu1"] == pytest.approx(TRUTH["mu1"], rel=1e-3)
+    assert d["dims"]["d"] == pytest.approx(TRUTH["dim_d"], rel=1e-3)
+    for name in CURVES:
+        assert set(d["curves"][name]) >= {"scale", "offset", "r2"}
+        assert d["curves"][name]["r2"] > 0.999
+    assert (out / "fit.png").stat().st_size > 10_000
+    assert sorted(os.listdir(out)) == ["fit.json", "fit.png"]  # no temporary files left
+    assert "R² = 1.0000" in capsys.readouterr().out
+
+
+def _bad_logs(tmp_path, clean_curves):
+    """name → (path, expected fragment of the error)."""
+    good = {"train_eval", "icl", "iwl_copy_avail"}
+    cases = {}
+    p = tmp_path / "missing.h5"
+    write_synthetic_log(p, clean_curves.select(["icl", "total"]))
+    cases["missing evaluator"] = (p, "iwl_copy_avail")
+    p = tmp_path / "short.h5"
+    short = type(clean_curves)(seen=SEEN[:5], values={k: v[:5] for k, v in clean_curves.values.items()})
+    write_synthetic_log(p, short)
+    cases["too few points"] = (p, "too few evaluation points")
+    p = tmp_path / "nan.h5"
+    write_synthetic_log(p, clean_curves)
+    with h5py.File(p, "a") as f:
+        f["icl"]["loss"][7, 0] = np.nan
+    cases["non-finite"] = (p, "non-finite")
+    p = tmp_path / "garbage.h5"
+    p.write_bytes(b"not an hdf5 file")
+    cases["unreadable"] = (p, "cannot read")
+    cases["absent"] = (tmp_path / "nope.h5", "no such file")
+    assert good
+    return cases
+
+
+def test_cli_bad_input_exit_2(tmp_path, clean_curves, capsys):
+    from bridge.fit import main
+
+    for name, (path, fragment) in _bad_logs(tmp_path, clean_curves).items():
+        out = tmp_path / ("out_" + name.replace(" ", "_"))
+        assert main([str(path), "--out", str(out), *CLI_FLAGS]) == 2, name
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and err.startswith("error: log: ") and fragment in err, (name, err)
+        assert not out.exists(), name
+    log = tmp_path / "ok.h5"
+    write_synthetic_log(log, clean_curves)
+    for argv, param in (
+        (["--curves", "icl,bogus"], "--curves"),
+        (["--fix", "alpha"], "--fix"),
+        (["--free", "mu1,alpha"], "--free"),
+        (["--robust", "-1"], "--robust"),
+    ):
+        assert main([str(log), "--out", str(tmp_path / "x"), *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: {param}: ") and "\n" not in err, err
+    with pytest.raises(SystemExit) as e:
+        main([str(log)])  # --out missing: argparse, one line, exit 2
+    assert e.value.code == 2
+
+
+def test_compare_cli(tmp_path, spec, clean_curves, capsys):
+    from bridge.compare import main
+
+    runs = []
+    for name, mu1 in (("plain", TRUTH["mu1"]), ("matched", 0.05)):
+        curves = clean_curves if name == "plain" else toy_generated_curves(spec, dict(TRUTH, mu1=mu1), SEEN, SCALES, OFFSETS)
+        (tmp_path / name).mkdir()
+        write_synthetic_log(tmp_path / name / "log.h5", curves)
+        runs.append(str(tmp_path / name))
+    out = tmp_path / "cmp"
+    assert main([*runs, "--out", str(out), "--no-plot", *CLI_FLAGS]) == 0
+    table = capsys.readouterr().out
+    assert "| parameter | plain | matched |" in table
+    d = json.loads((out / "compare.json").read_text())
+    assert d["plain"]["mu1"] == pytest.approx(TRUTH["mu1"], rel=1e-3)
+    assert d["matched"]["mu1"] == pytest.approx(0.05, rel=1e-3)
+    assert (out / "compare.md").exists() and (out / "matched" / "fit.json").exists()
+    assert main([runs[0], str(tmp_path / "nowhere")]) == 2
