@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         paths = [log_path(r) for r in args.runs]
         for path in paths:  # validate every log before fitting any
-            read_log(path, parse_curve_names(args.curves), metric=args.metric, min_points=args.min_points)
+            read_log(path, parse_curve_names(args.curves), metric=args.metric, min_points=args.min_points, skip_first=args.skip_first, max_seen=args.max_seen)
         names = run_names(paths)
         out = prepare_output_dir(args.out) if args.out else None
         results = [fit_from_args(args, path) for path in paths]

@@ -49,6 +49,8 @@ def add_fit_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lm-steps", type=int, default=80)
     g.add_argument("--horizon", type=float, default=3.0, help="transience prediction up to HORIZON × the log's length")
     g.add_argument("--min-points", type=int, default=8, help="refuse logs with fewer evaluations")
+    g.add_argument("--max-seen", type=float, default=None, metavar="S", help="fit only the evaluations up to S sequences seen")
+    g.add_argument("--skip-first", type=int, default=0, metavar="N", help="leave out the first N evaluations (e.g. the loss at initialisation, which the toy does not model)")
 
 
 def fit_from_args(args: argparse.Namespace, log_path: str):
@@ -70,7 +72,7 @@ def fit_from_args(args: argparse.Namespace, log_path: str):
         optimiser=OptimiserSettings(adam_steps=args.adam_steps, lm_steps=args.lm_steps),
         horizon=args.horizon,
     )
-    curves = read_log(log_path, curves_names, metric=args.metric, min_points=args.min_points)
+    curves = read_log(log_path, curves_names, metric=args.metric, min_points=args.min_points, skip_first=args.skip_first, max_seen=args.max_seen)
     return fit_curves(curves, spec, settings)
 
 
@@ -116,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         require(args.starts >= 1, "starts", f"must be >= 1 (got {args.starts})")
         from .logs import read_log
 
-        read_log(args.log, parse_curve_names(args.curves), metric=args.metric, min_points=args.min_points)  # fail before creating --out
+        read_log(args.log, parse_curve_names(args.curves), metric=args.metric, min_points=args.min_points, skip_first=args.skip_first, max_seen=args.max_seen)  # fail before creating --out
         out = prepare_output_dir(args.out)
         result = fit_from_args(args, args.log)
         refine = None

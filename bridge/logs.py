@@ -96,6 +96,19 @@ class Curves:
     def select(self, names: Sequence[str]) -> "Curves":
         return dataclasses.replace(self, values={n: self.values[n] for n in names})
 
+    def skip_first(self, n: int) -> "Curves":
+        """Drop the first ``n`` evaluations (e.g. the initialisation transient the toy does not
+        model); the time origin stays at 0 sequences seen."""
+        require(int(n) == n and n >= 0, "skip-first", f"must be an integer >= 0 (got {n})")
+        require(n < self.n_points, "skip-first", f"cannot skip {n} of {self.n_points} evaluations")
+        return dataclasses.replace(self, seen=self.seen[n:], values={k: v[n:] for k, v in self.values.items()})
+
+    def until(self, max_seen: float) -> "Curves":
+        """Keep the evaluations at most ``max_seen`` sequences seen (e.g. the first part of a longer run)."""
+        keep = self.seen <= max_seen
+        require(bool(np.any(keep)), "max-seen", f"no evaluation at or before {max_seen:g} sequences seen")
+        return dataclasses.replace(self, seen=self.seen[keep], values={k: v[keep] for k, v in self.values.items()})
+
 
 def parse_curve_names(text: str | Sequence[str]) -> tuple[str, ...]:
     """``icl,ciwl,total`` → ("icl", "ciwl", "total"), checked against :data:`CURVE_NAMES`."""
@@ -134,8 +147,10 @@ def _train_loss_windows(f, seen: np.ndarray, path: str) -> np.ndarray:
     return out
 
 
-def read_log(path: str | os.PathLike, curves: Sequence[str] = ("icl", "ciwl", "total"), metric: str = "loss", min_points: int = MIN_POINTS) -> Curves:
-    """Read curves from a transformer ``log.h5``.
+def read_log(path: str | os.PathLike, curves: Sequence[str] = ("icl", "ciwl", "total"), metric: str = "loss", min_points: int = MIN_POINTS,
+             skip_first: int = 0, max_seen: float | None = None) -> Curves:
+    """Read curves from a transformer ``log.h5`` (dropping the first ``skip_first`` evaluations and
+    those after ``max_seen`` sequences seen).
 
     Raises :class:`ConfigError` (parameter ``log``) if the file is missing or unreadable, lacks an
     evaluator needed by ``curves``, has fewer than ``min_points`` evaluations or non-finite values.
@@ -179,7 +194,12 @@ def read_log(path: str | os.PathLike, curves: Sequence[str] = ("icl", "ciwl", "t
             config = json.loads(f.attrs["config"]) if "config" in f.attrs else {}
         except (TypeError, ValueError):
             config = {}
-    return Curves(seen=seen, values=values, metric=metric, source=path, sources=sources, config=config).validate(min_points)
+    curves = Curves(seen=seen, values=values, metric=metric, source=path, sources=sources, config=config)
+    if max_seen is not None:
+        curves = curves.until(max_seen)
+    if skip_first:
+        curves = curves.skip_first(skip_first)
+    return curves.validate(min_points)
 
 
 def write_log(path: str | os.PathLike, seen: np.ndarray, evaluators: dict[str, dict[str, np.ndarray]], config: dict | None = None,

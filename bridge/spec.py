@@ -52,7 +52,7 @@ DEFAULT_FREE = ("span", "mu1", "alpha", "dim_a", "dim_bc", "dim_d")
 DEFAULT_MATCH = {"icl": "mechanism_1", "ciwl": "mechanism_2", "total": "total", "train_eval": "total"}
 # multi-start box (physical values, log-uniform) for parameters other than the span
 START_BOX: dict[str, tuple[float, float]] = {
-    "mu1": (0.02, 0.5),
+    "mu1": (1e-3, 0.5),
     "mu2": (0.01, 0.3),
     "alpha": (0.02, 0.5),
     "dim_a": (5.0, 60.0),

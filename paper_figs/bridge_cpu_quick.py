@@ -24,6 +24,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--log", required=True, help="transformer log.h5 (a cpu-quick run)")
     p.add_argument("--starts", type=int, default=8)
+    p.add_argument("--skip-first", type=int, default=0, help="leave out the first N evaluations")
+    p.add_argument("--max-seen", type=float, default=None, help="fit only evaluations up to this many sequences seen")
     p.add_argument("--prefix", default="bridge_cpu_quick", help="output file prefix in paper_figs/")
     args = p.parse_args(argv)
 
@@ -33,7 +35,7 @@ def main(argv=None) -> int:
     from bridge.spec import spec_for
     from toymodels.plotting import save_figure
 
-    curves = read_log(args.log, ("icl", "ciwl", "total"))
+    curves = read_log(args.log, ("icl", "ciwl", "total"), skip_first=args.skip_first, max_seen=args.max_seen)
     result = fit_curves(curves, spec_for(("icl", "ciwl", "total")), FitSettings(n_starts=args.starts))
     d = fit_dict(result)
     base = os.path.join(HERE, args.prefix)
@@ -44,7 +46,7 @@ def main(argv=None) -> int:
         f"# Bridge fit of a transformer run\n",
         f"Log: `{args.log}` ({curves.n_points} evaluations up to {int(curves.seen[-1])} sequences seen).",
         "Run config: " + ", ".join(f"{k}={cfg[k]}" for k in ("n_classes", "n_exemplars", "synth_dim", "lr", "lr_steps", "batch_size", "n_sequences", "eval_every", "n_eval") if k in cfg) + ".",
-        f"Command: `python paper_figs/bridge_cpu_quick.py --log {args.log} --starts {args.starts}`\n",
+        f"Command: `python paper_figs/bridge_cpu_quick.py --log {args.log} --starts {args.starts} --skip-first {args.skip_first}" + (f" --max-seen {args.max_seen:g}" if args.max_seen else "") + "`\n",
         table_markdown([("fit", d)]),
         "```",
         *summary_lines(result),
