@@ -31,7 +31,7 @@ import numpy as np
 from .clamps import Clamp, apply_clamps, free_masks
 from .dynamics import GradientDescent, Method, Trajectory, flow_trajectory, gd_trajectory
 from .init import draw_vectors
-from .losses import LossParams, ToyModel, loss_terms, stats_of
+from .losses import LossParams, ToyModel, loss_terms, stats_of, total_loss_from_stats
 from .precision import numerics
 from .sweep_spec import SweepSpec
 from .sweep_verdicts import VerdictThresholds, saddle_levels, summarise
@@ -62,9 +62,12 @@ def sweep_measures(model: ToyModel, stats, mu, alpha, dims=None) -> dict[str, ja
 
 
 def _full_run(model: ToyModel, method: Method, masks, targets, init, lp: LossParams) -> Trajectory:
-    from .dynamics import _full_model_functions
+    # the full-vector dynamics of toymodels.dynamics.simulate: the clamp-masked gradient of the total loss
+    def loss_fn(params):
+        return total_loss_from_stats(model, stats_of(params, targets), lp)
 
-    loss_fn, masked_grad, _ = _full_model_functions(model, targets, masks, lp)
+    def masked_grad(params):
+        return {k: masks[k] * g for k, g in jax.grad(loss_fn)(params).items()}
 
     def measures(params):
         return sweep_measures(model, stats_of(params, targets), lp.mu, lp.alpha)
@@ -154,10 +157,11 @@ def shard_runs(tree: Any, devices: Sequence[jax.Device] | None):
 
 
 def reduced_initial_state(dyn, stats, dtype):
-    """Initial :class:`~toymodels.reduced.ReducedState` (runs, V) from per-vector statistics, as
-    :func:`toymodels.reduced.simulate_reduced` builds it: the exact error coordinates
-    E = x*·(x − x*), D = |x − x*|² when the statistics carry them (else P − R, Q − 2P + R), and
-    vectors clamped in full at their targets (P = Q = R, E = D = 0)."""
+    """Initial :class:`~toymodels.reduced.ReducedState` (runs, V) from per-vector statistics, built as
+    :func:`toymodels.reduced.simulate_reduced` builds it: in the dynamics' state coordinates
+    (``dyn.coordinates``, e.g. ``"PEW"``), with the exact error terms when the statistics carry them
+    (from the vectors; else derived from P, Q, R), and vectors clamped in full at their targets
+    (P = Q = R, error terms 0)."""
     from .reduced import ReducedState
 
     vectors = dyn.model.vectors
@@ -165,19 +169,22 @@ def reduced_initial_state(dyn, stats, dtype):
     def column(get):
         return np.stack([np.asarray(get(stats[v]), dtype=np.float64) for v in vectors], -1)
 
+    def given(name, default):
+        return column(lambda st: default(st) if getattr(st, name, None) is None else getattr(st, name))
+
     cols = {
         "P": column(lambda st: st.P),
         "Q": column(lambda st: st.Q),
         "R": column(lambda st: st.R),
-        "E": column(lambda st: st.P - st.R if getattr(st, "E", None) is None else st.E),
-        "D": column(lambda st: st.Q - 2 * st.P + st.R if getattr(st, "D", None) is None else st.D),
+        "E": given("E", lambda st: st.P - st.R),
+        "D": given("D", lambda st: st.Q - 2 * st.P + st.R),
+        "W": given("W", lambda st: np.maximum(st.Q - st.P * st.P / st.R, 0.0)),
     }
     for i, v in enumerate(vectors):
         if v in dyn.symbolic.clamped:
             cols["P"][:, i] = cols["Q"][:, i] = cols["R"][:, i]
-            cols["E"][:, i] = cols["D"][:, i] = 0.0
-    names = "PQED" if getattr(dyn, "coordinates", "PQ") == "PQED" else "PQ"
-    return ReducedState(*(np.asarray(cols[k]).astype(dtype) for k in names))
+            cols["E"][:, i] = cols["D"][:, i] = cols["W"][:, i] = 0.0
+    return ReducedState(**{k: np.asarray(cols[k]).astype(dtype) for k in dyn.coordinates})
 
 
 def chunk_static(spec: SweepSpec, points: dict[str, np.ndarray], idx: np.ndarray) -> tuple:
@@ -231,7 +238,7 @@ def compute_chunk(
         if reduced:
             from .reduced import ReducedParams, initial_stats_from_vectors, reduced_dynamics
 
-            dyn = reduced_dynamics(model, clamps)
+            dyn = reduced_dynamics(model, clamps, coordinates=spec.coordinates)
             state0 = reduced_initial_state(dyn, initial_stats_from_vectors(tgt, ini), dtype)
             params = ReducedParams(R=R.astype(dtype), dims=dims_all.astype(dtype), mu=mu.astype(dtype), alpha=alpha.astype(dtype))
             args, n = shard_runs((state0, params), devices)

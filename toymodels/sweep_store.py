@@ -38,13 +38,19 @@ import h5py
 import numpy as np
 
 from .errors import ConfigError, require
-from .results import _umask, package_versions
+from .results import package_versions
 from .sweep_spec import SweepSpec
 from .sweep_verdicts import PENDING, SUMMARY_FIELDS, VERDICTS, VerdictThresholds
 
 INDEX_FORMAT = "toymodels-sweep/1"
 CHUNK_FORMAT = "toymodels-sweep-chunk/1"
 CSV_COLUMNS = ("point", "mu1", "mu2", "alpha", "dims", "seed", "init_scale", "method", "reduced", "clamps") + SUMMARY_FIELDS
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path: str, write, suffix: str) -> None:
