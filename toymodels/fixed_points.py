@@ -434,9 +434,10 @@ def check_phase_diagram_with_runs(
 def plot_phase_diagram(pd: PhaseDiagram, path: str, checks: RunCheck | None = None) -> None:
     """Draw the regimes over (μ₁, α); write atomically."""
     import os
-    import tempfile
 
     import matplotlib
+
+    from .atomic import atomic_write
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -467,13 +468,7 @@ def plot_phase_diagram(pd: PhaseDiagram, path: str, checks: RunCheck | None = No
     ax.set_ylabel(r"$\alpha$")
     ax.set_title(f"Reduced coopetition fixed points, dims {tuple(int(d) if float(d).is_integer() else d for d in pd.dims)}, $\\mu_2$ = {pd.mu2}", fontsize=9)
     fig.tight_layout()
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1] or ".png", dir=directory)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=150)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=150, format=os.path.splitext(path)[1][1:] or "png"))
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
