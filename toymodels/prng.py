@@ -83,7 +83,10 @@ def _normal_from_bits(bits: jax.Array) -> jax.Array:
 def normal_float32(keys_and_sizes: list[tuple[np.ndarray, int]]) -> list[np.ndarray]:
     """Legacy ``jax.random.normal(key, (n,), float32)`` for several (key, n) pairs, in one JAX call."""
     bits = np.concatenate([random_bits(k, n) for k, n in keys_and_sizes])
-    normals = np.asarray(_normal_from_bits(jnp.asarray(bits)))
+    # pad to a power of two (elementwise map: values unchanged) so new sizes rarely recompile
+    padded = np.zeros(1 << max(8, int(bits.size - 1).bit_length()), dtype=bits.dtype)
+    padded[: bits.size] = bits
+    normals = np.asarray(_normal_from_bits(jnp.asarray(padded)))[: bits.size]
     out, start = [], 0
     for _, n in keys_and_sizes:
         out.append(normals[start : start + n])
