@@ -97,11 +97,11 @@ def test_plot_cli(tiny_run, tmp_path):
 
 def test_resume_after_sigkill_equals_uninterrupted(tmp_path):
     """Kill a CLI run with SIGKILL after a checkpoint, resume it, compare with a clean run."""
-    cfg = tiny(n_sequences=16 * 600, eval_every=25, checkpoint_every=2)
+    cfg = tiny(n_sequences=16 * 4000, checkpoint_every=2)
     n_evals = cfg.n_steps // cfg.eval_every + 1
     killed = tmp_path / "killed"
     args = [sys.executable, "-m", "transformer.train", "--preset", "tiny", "--n-sequences",
-            str(cfg.n_sequences), "--eval-every", "25", "--checkpoint-every", "2",
+            str(cfg.n_sequences), "--checkpoint-every", "2",
             "--no-progress", "--out", str(killed)]
     proc = subprocess.Popen(args, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     pointer = killed / "latest"

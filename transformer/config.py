@@ -51,6 +51,8 @@ class TrainConfig:
     n_heads: int = 8
     mlp: bool = False
     positional: str = "learned"
+    tie_labels: bool = False  # unembedding matrix = label-embedding table
+    unembed_init: str = "independent"  # or "labels": untied U initialised as a copy of the table
     # optimisation
     lr: float = 1e-5
     lr_steps: tuple[tuple[int, float], ...] = ()
@@ -166,14 +168,15 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Reduced configuration that shows the same qualitative sequence on a 2-core CPU in
     # <= 15 minutes (see docs/cpu_quick_preset.md for how it was found and its results).
     "cpu-quick": dict(
-        n_classes=12800,
+        n_classes=3200,
         n_exemplars=20,
         synth_dim=64,
         synth_noise=0.75,
+        tie_labels=True,
         lr=3e-4,
         lr_steps=((12_000, 1e-3),),
         batch_size=32,
-        n_sequences=1_600_000,
+        n_sequences=800_000,
         eval_every=1000,
         n_eval=2000,
         checkpoint_every=5,

@@ -30,6 +30,8 @@ averaged over label tokens. Both are logged for every layer and head.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
@@ -88,6 +90,13 @@ def evaluator_spec(cfg: TrainConfig, name: str) -> SequenceSpec:
 
 def evaluator_sets(cfg: TrainConfig) -> dict[str, Sequences]:
     """The fixed evaluation sets, ``{name: Sequences}``, for ``cfg.evaluators``."""
+    from .train import structural
+
+    return _sets_sampler(structural(cfg))(jax.random.PRNGKey(cfg.eval_seed))
+
+
+@functools.lru_cache(maxsize=16)
+def _sets_sampler(cfg: TrainConfig):
     specs = {}
     for i, name in enumerate(EVALUATORS):
         if name in cfg.evaluators:
@@ -101,7 +110,7 @@ def evaluator_sets(cfg: TrainConfig) -> dict[str, Sequences]:
             for name, (i, spec) in specs.items()
         }
 
-    return draw(jax.random.PRNGKey(cfg.eval_seed))
+    return draw
 
 
 def probe_set(cfg: TrainConfig) -> Sequences:

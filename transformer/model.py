@@ -10,7 +10,10 @@ block is
           / \\sqrt{d_h})\\big),
 
 optionally followed by ``h ← h + MLP(LN(h))`` (ratio 4, GeLU). Logits over all labels are
-``U LN(h_T)`` at the query token; the loss is cross-entropy on the query's target label.
+``U LN(h_T) + c`` at the query token; the loss is cross-entropy on the query's target label.
+``U`` is its own matrix by default; ``tie_labels=True`` makes it the label-embedding table ``E``
+itself (so a head that copies a label token's embedding raises that label's logit for every
+label at once), and ``unembed_init="labels"`` keeps ``U`` separate but starts it at ``E``.
 
 ``m_i`` is a per-head mask (``head_mask``, default 1) and ``A_i`` may be replaced by a given
 pattern (``attn_override``) — both for analysis/interventions. :func:`forward_with_activations`
@@ -128,7 +131,8 @@ class Transformer(eqx.Module):
     pos: Float[Array, "T d"] | None
     blocks: tuple[Block, ...]
     ln_f: eqx.nn.LayerNorm
-    unembed: eqx.nn.Linear
+    unembed: eqx.nn.Linear | None
+    unembed_bias: Float[Array, " n_labels"] | None
     positional: str = eqx.field(static=True)
     n_heads: int = eqx.field(static=True)
 
@@ -143,6 +147,8 @@ class Transformer(eqx.Module):
         n_heads: int = 8,
         mlp: bool = False,
         positional: PositionalEncoding = "learned",
+        tie_labels: bool = False,
+        unembed_init: str = "independent",
         key: PRNGKeyArray,
     ):
         if d_model % n_heads:
@@ -159,9 +165,26 @@ class Transformer(eqx.Module):
             Block(d_model, n_heads, mlp, positional == "rope", key=k) for k in kb
         )
         self.ln_f = eqx.nn.LayerNorm(d_model)
-        self.unembed = eqx.nn.Linear(d_model, n_labels, key=ku)
+        # tie_labels: the unembedding matrix *is* the label-embedding table (plus a bias)
+        self.unembed = None if tie_labels else eqx.nn.Linear(d_model, n_labels, key=ku)
+        if unembed_init not in ("independent", "labels"):
+            raise ValueError(f"unembed_init: must be 'independent' or 'labels', got {unembed_init!r}")
+        if unembed_init == "labels" and self.unembed is not None:
+            # untied, but U starts as a copy of the label table (a copy circuit exists at init)
+            self.unembed = eqx.tree_at(
+                lambda lin: (lin.weight, lin.bias),
+                self.unembed,
+                (self.embed_label.weight, jnp.zeros(n_labels)),
+            )
+        self.unembed_bias = jnp.zeros(n_labels) if tie_labels else None
         self.positional = positional
         self.n_heads = n_heads
+
+    def unembedding(self) -> tuple[Float[Array, "n_labels d"], Float[Array, " n_labels"]]:
+        """``(U, c)`` of the logits ``U z + c`` (``U`` = label table when tied)."""
+        if self.unembed is None:
+            return self.embed_label.weight, self.unembed_bias
+        return self.unembed.weight, self.unembed.bias
 
     def embed(
         self, features: Float[Array, "k1 dim"], labels: Int[Array, " k"]
@@ -211,7 +234,8 @@ def forward_with_activations(
             h = h + m
             mlps.append(m)
         resid.append(h)
-    logits = model.unembed(model.ln_f(h[-1]))
+    u, c = model.unembedding()
+    logits = u @ model.ln_f(h[-1]) + c
     acts = {"resid": jnp.stack(resid), "attn": jnp.stack(attn), "head_out": jnp.stack(heads)}
     if mlps:
         acts["mlp_out"] = jnp.stack(mlps)
@@ -246,7 +270,8 @@ def batched_logits(
     (about 1.4× faster per training step on CPU at 12800 labels).
     """
     z = jax.vmap(query_state, in_axes=(None, 0, 0))(model, features, labels)
-    return z @ model.unembed.weight.T + model.unembed.bias
+    u, c = model.unembedding()
+    return z @ u.T + c
 
 
 def query_loss(

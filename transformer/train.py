@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -96,7 +97,12 @@ def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
 
 def init_model(cfg: TrainConfig, feature_dim: int) -> Transformer:
     """The model of ``cfg`` initialised from ``init_seed`` (built under one jit: fast start-up)."""
-    build = eqx.filter_jit(
+    return _model_builder(structural(cfg), feature_dim)(jax.random.PRNGKey(cfg.init_seed))
+
+
+@functools.lru_cache(maxsize=16)
+def _model_builder(cfg: TrainConfig, feature_dim: int) -> Callable:
+    return eqx.filter_jit(
         lambda key: Transformer(
             feature_dim,
             cfg.n_classes,
@@ -106,10 +112,11 @@ def init_model(cfg: TrainConfig, feature_dim: int) -> Transformer:
             n_heads=cfg.n_heads,
             mlp=cfg.mlp,
             positional=cfg.positional,
+            tie_labels=cfg.tie_labels,
+            unembed_init=cfg.unembed_init,
             key=key,
         )
     )
-    return build(jax.random.PRNGKey(cfg.init_seed))
 
 
 def _submodule(model: Transformer, path: str):
@@ -163,6 +170,19 @@ def load_donor(cfg: TrainConfig, feature_dim: int) -> Transformer:
     return eqx.tree_deserialise_leaves(path, template)
 
 
+def structural(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with every field that does not change compiled code reset (seeds, lengths, paths).
+
+    Compiled functions are cached on this, so runs differing only in seeds or length (tests,
+    seed sweeps, resumes in one process) compile once.
+    """
+    return dataclasses.replace(
+        cfg, init_seed=0, train_seed=0, eval_seed=0, synth_seed=0, n_sequences=1,
+        checkpoint_every=1, data_path=None, graft_from=None, graft_modules=(),
+        freeze_grafted=False,
+    )
+
+
 def make_train_chunk(
     cfg: TrainConfig,
     optimizer: optax.GradientTransformation,
@@ -171,17 +191,33 @@ def make_train_chunk(
     """``chunk(model, opt_state, exemplars, step0, n_steps) -> (model, opt_state, losses)``.
 
     ``n_steps`` Adam steps in one ``lax.scan``; step ``t`` samples its batch from
-    ``fold_in(PRNGKey(train_seed), t)``. Frozen parameters get zero updates.
+    ``fold_in(PRNGKey(train_seed), t)``. Frozen parameters get zero updates. Without frozen
+    parameters the compiled scan is shared by all configs with the same :func:`structural` part
+    (``optimizer`` must then be ``make_optimizer(cfg)``).
     """
-    spec = train_spec(cfg)
     train_key = jax.random.PRNGKey(cfg.train_seed)
+    core = _chunk_core(structural(cfg)) if frozen is None else _build_chunk_core(cfg, optimizer, frozen)
+
+    def chunk(model, opt_state, exemplars, step0, n_steps: int):
+        return core(model, opt_state, exemplars, train_key, step0, n_steps)
+
+    return chunk
+
+
+@functools.lru_cache(maxsize=16)
+def _chunk_core(cfg: TrainConfig) -> Callable:
+    return _build_chunk_core(cfg, make_optimizer(cfg), None)
+
+
+def _build_chunk_core(cfg, optimizer, frozen) -> Callable:
+    spec = train_spec(cfg)
 
     def loss_fn(model, feats, seqs):
         logits = batched_logits(model, feats, seqs.labels)
         return query_loss(logits, seqs.target).mean()
 
     @eqx.filter_jit
-    def chunk(model, opt_state, exemplars, step0, n_steps: int):
+    def core(model, opt_state, exemplars, train_key, step0, n_steps: int):
         params, static = eqx.partition(model, eqx.is_array)
 
         def step(carry, t):
@@ -204,7 +240,7 @@ def make_train_chunk(
         )
         return eqx.combine(params, static), opt_state, losses
 
-    return chunk
+    return core
 
 
 # ----------------------------------------------------------------------------------------------
