@@ -37,7 +37,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .atomic import _umask, atomic_write  # noqa: F401  (_umask: still imported by sweep_store until it uses atomic_write)
+from .atomic import atomic_write
 
 FORMAT_VERSION = "toymodels-result/1"
 _RESERVED = {"t", "seed", "mu", "alpha", "stop_step", "stop_time", "diverged_step", "failure_time"}

@@ -30,13 +30,13 @@ import glob
 import io
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import h5py
 import numpy as np
 
+from .atomic import atomic_write
 from .errors import ConfigError, require
 from .results import package_versions
 from .sweep_spec import SweepSpec
@@ -45,27 +45,6 @@ from .sweep_verdicts import PENDING, SUMMARY_FIELDS, VERDICTS, VerdictThresholds
 INDEX_FORMAT = "toymodels-sweep/1"
 CHUNK_FORMAT = "toymodels-sweep-chunk/1"
 CSV_COLUMNS = ("point", "mu1", "mu2", "alpha", "dims", "seed", "init_scale", "method", "reduced", "clamps") + SUMMARY_FIELDS
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: str, write, suffix: str) -> None:
-    """Call ``write(tmp_path)`` then rename the temporary file to ``path`` (removed on failure)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def remove_temporaries(out: str) -> None:
