@@ -22,6 +22,7 @@ Pipeline of :func:`fit_curves`:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from typing import Any
 
@@ -161,12 +162,14 @@ def random_starts(spec: FitSpec, n_starts: int, seed: int) -> list[dict[str, flo
 
 # forward-only solves (probe and prediction grids) may take many steps: large budget
 PROBE_SOLVE = SolveSettings(rtol=1e-7, atol=1e-9, max_steps=200_000)
+STIFF_SOLVE = SolveSettings(rtol=1e-7, atol=1e-9, max_steps=200_000, solver="kvaerno5")
 
 
-@jax.jit
-def _probe(toy_params, u):
-    """One forward toy solve (compiled once per grid length; the probe and prediction grids share it)."""
-    return toy_curves(toy_params, u, PROBE_SOLVE)
+@functools.partial(jax.jit, static_argnums=2)
+def _probe(toy_params, u, settings: SolveSettings = PROBE_SOLVE):
+    """One forward toy solve (compiled once per grid length and solver; the probe and prediction
+    grids share it)."""
+    return toy_curves(toy_params, u, settings)
 
 
 def _probe_grid(n: int) -> np.ndarray:
@@ -227,6 +230,9 @@ def peak_and_fade(x: np.ndarray, loss: np.ndarray, fade_fraction: float = 0.5) -
     distance above the curve's floor (its minimum); a curve that only rises has no peak.
     """
     loss = np.asarray(loss, dtype=np.float64)
+    if not np.any(np.isfinite(loss)):
+        return {"peak_at": np.nan, "peak_value": np.nan, "drop": np.nan, "learned": False, "fades": False, "fade_at": np.nan,
+                "interior_peak": False, "solve_failed": True}
     i = int(np.nanargmin(loss))
     drop = float(loss[0] - loss[i])
     after = loss[i:]
@@ -284,9 +290,13 @@ def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSetting
         phys = {k: float(v) for k, v in spec.physical(jnp.asarray(theta)).items()}
         # prediction grid: the toy in its own time up to horizon × the log
         u_grid = np.linspace(0.0, 1.0, settings.probe_points)
-        long = dict(phys, span=phys["span"] * settings.horizon)
-        tp = spec.toy_params({k: jnp.asarray(v) for k, v in long.items()})
-        grid = jax.device_get(_probe(tp, jnp.asarray(u_grid)))
+        # the late phase can be stiff: explicit solver first, then implicit, then within the log only
+        for horizon, solve in ((settings.horizon, PROBE_SOLVE), (settings.horizon, STIFF_SOLVE), (1.0, STIFF_SOLVE)):
+            long = dict(phys, span=phys["span"] * horizon)
+            tp = spec.toy_params({k: jnp.asarray(v) for k, v in long.items()})
+            grid = jax.device_get(_probe(tp, jnp.asarray(u_grid), solve))
+            if all(np.all(np.isfinite(v)) for v in grid.values()):
+                break
     M, scales, offsets, pred = (np.asarray(x) for x in (M, scales, offsets, pred))
     K, n = Y.shape
     J = np.asarray(res.jacobian[best])
@@ -320,7 +330,7 @@ def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSetting
             of_err[nm] = np.nan  # at its bound
     toy_grid = {
         "t": u_grid * long["span"],
-        "seen": u_grid * s_max * settings.horizon,
+        "seen": u_grid * s_max * horizon,
         **{k: np.asarray(v) for k, v in grid.items()},
     }
     trans = transience(phys, toy_grid, curves, spec)

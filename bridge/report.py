@@ -94,10 +94,17 @@ def fit_dict(result: FitResult) -> dict[str, Any]:
     )
 
 
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_json_atomic(data: dict[str, Any], path: str) -> None:
     """Write JSON to a temporary file in the same directory, then rename it into place."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    os.chmod(tmp, _umask_mode())  # mkstemp creates 0600; give the file the usual permissions
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=2, allow_nan=False)
@@ -136,7 +143,9 @@ def summary_lines(result: FitResult) -> list[str]:
         )
     t = result.transience
     pr = t["predicted"]
-    if pr["learned"]:
+    if pr.get("solve_failed"):
+        lines.append("  toy: the prediction solve failed (no transience prediction)")
+    elif pr["learned"]:
         fade = f"fades by {pr['fade_at']:.3g}" if pr["fades"] else f"does not fade by {t['horizon_seen']:.3g}"
         lines.append(f"  toy: ICL peaks at {pr['peak_at']:.3g} sequences seen and {fade}")
     else:
@@ -170,6 +179,7 @@ def overlay_figure(result: FitResult):
         ax.plot(seen, result.curves.values[name], "o", ms=3, color=c, alpha=0.6, label=f"transformer {name}")
         ax.plot(seen, result.prediction[k], "-", color=c, lw=1.6, label=f"toy fit (R²={result.r2[name]:.3f})")
     ax.set_xlabel("sequences seen")
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
     ax.set_ylabel(f"{result.curves.metric} (transformer units)")
     ax.set_title("transformer curves and fitted toy", fontsize=10)
     ax.legend(fontsize=7)
@@ -179,6 +189,7 @@ def overlay_figure(result: FitResult):
         ax.plot(seen, result.curves.values[name] - result.prediction[k], ".-", ms=3, lw=0.8, color=COLOURS.get(name), label=name)
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xlabel("sequences seen")
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
     ax.set_ylabel("residual (transformer − toy)")
     ax.set_title("residuals", fontsize=10)
     ax.legend(fontsize=7)
@@ -234,6 +245,7 @@ def table_markdown(rows: list[tuple[str, dict[str, Any]]]) -> str:
 def write_text_atomic(text: str, path: str) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=directory)
+    os.chmod(tmp, _umask_mode())
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)

@@ -24,6 +24,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--log", required=True, help="transformer log.h5 (a cpu-quick run)")
     p.add_argument("--starts", type=int, default=8)
+    p.add_argument("--lm-steps", type=int, default=80, help="Levenberg–Marquardt iteration cap per start")
     p.add_argument("--skip-first", type=int, default=0, help="leave out the first N evaluations")
     p.add_argument("--max-seen", type=float, default=None, help="fit only evaluations up to this many sequences seen")
     p.add_argument("--prefix", default="bridge_cpu_quick", help="output file prefix in paper_figs/")
@@ -31,12 +32,13 @@ def main(argv=None) -> int:
 
     from bridge.fitting import FitSettings, fit_curves
     from bridge.logs import read_log
+    from bridge.optimise import OptimiserSettings
     from bridge.report import fit_dict, overlay_figure, summary_lines, table_markdown, write_json_atomic, write_text_atomic
     from bridge.spec import spec_for
     from toymodels.plotting import save_figure
 
     curves = read_log(args.log, ("icl", "ciwl", "total"), skip_first=args.skip_first, max_seen=args.max_seen)
-    result = fit_curves(curves, spec_for(("icl", "ciwl", "total")), FitSettings(n_starts=args.starts))
+    result = fit_curves(curves, spec_for(("icl", "ciwl", "total")), FitSettings(n_starts=args.starts, optimiser=OptimiserSettings(lm_steps=args.lm_steps)))
     d = fit_dict(result)
     base = os.path.join(HERE, args.prefix)
     save_figure(overlay_figure(result), base + "_overlay.png")
@@ -46,7 +48,7 @@ def main(argv=None) -> int:
         f"# Bridge fit of a transformer run\n",
         f"Log: `{args.log}` ({curves.n_points} evaluations up to {int(curves.seen[-1])} sequences seen).",
         "Run config: " + ", ".join(f"{k}={cfg[k]}" for k in ("n_classes", "n_exemplars", "synth_dim", "lr", "lr_steps", "batch_size", "n_sequences", "eval_every", "n_eval") if k in cfg) + ".",
-        f"Command: `python paper_figs/bridge_cpu_quick.py --log {args.log} --starts {args.starts} --skip-first {args.skip_first}" + (f" --max-seen {args.max_seen:g}" if args.max_seen else "") + "`\n",
+        f"Command: `python paper_figs/bridge_cpu_quick.py --log {args.log} --starts {args.starts} --lm-steps {args.lm_steps} --skip-first {args.skip_first}" + (f" --max-seen {args.max_seen:g}" if args.max_seen else "") + "`\n",
         table_markdown([("fit", d)]),
         "```",
         *summary_lines(result),
