@@ -97,9 +97,9 @@ class FitSpec:
             require(name in TOY_PARAMETERS, "fixed", f"unknown parameter {name!r}")
             require(name not in self.free, "fixed", f"{name!r} is both free and fixed")
             lower = 1.0 if name.startswith("dim_") else 0.0
-            require(np.isfinite(value) and value >= lower, name.replace("_", "-"), f"must be a finite number >= {lower:g} (got {value})")
+            require(np.isfinite(value) and value >= lower, "fix", f"{name} must be a finite number >= {lower:g} (got {value})")
             if name == "overlap":
-                require(value > 0, "overlap", "must be > 0 (P = 0 is invariant: the toy would never learn)")
+                require(value > 0, "fix", "overlap must be > 0 (P = 0 is invariant: the toy would never learn)")
         require(self.robust is None or (np.isfinite(self.robust) and self.robust > 0), "robust", f"must be > 0 (got {self.robust})")
 
     @property
