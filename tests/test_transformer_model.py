@@ -1,5 +1,7 @@
 """The Equinox transformer: causality, activation pytree under interventions, batched logits."""
 
+import functools
+
 import jax
 import numpy as np
 import pytest
@@ -16,9 +18,13 @@ K, DIM, LABELS = 3, 5, 11
 T = 2 * K + 1
 
 
-def make(positional="learned", mlp=False, depth=2, seed=0):
+@functools.lru_cache(maxsize=None)
+def make(positional="learned", mlp=False, depth=2, seed=0, tie_labels=False,
+         unembed_init="independent"):
+    """Built once per configuration (eager: op compilations are shared across configs)."""
     return Transformer(DIM, LABELS, T, depth=depth, d_model=16, n_heads=4, mlp=mlp,
-                       positional=positional, key=jax.random.PRNGKey(seed))
+                       positional=positional, tie_labels=tie_labels, unembed_init=unembed_init,
+                       key=jax.random.PRNGKey(seed))
 
 
 def inputs(seed=1):
@@ -116,25 +122,23 @@ def test_bad_model_arguments():
 
 def test_tied_label_unembedding():
     """With ``tie_labels`` the logits are ``E z + c`` with E the label-embedding table."""
-    model = Transformer(DIM, LABELS, T, d_model=16, n_heads=4, tie_labels=True,
-                        key=jax.random.PRNGKey(0))
+    model = make(tie_labels=True)
     assert model.unembed is None
     feats, labels = inputs()
     logits, acts = forward_with_activations(model, feats, labels)
     z = model.ln_f(acts["resid"][-1, -1])
     np.testing.assert_allclose(logits, model.embed_label.weight @ z + model.unembed_bias, atol=1e-5)
     # the gradient of a logit reaches the label table through both roles
-    g = jax.grad(lambda m: M.forward(m, feats, labels)[0])(model)
+    g = jax.jit(jax.grad(lambda m: M.forward(m, feats, labels)[0]))(model)
     assert np.abs(np.asarray(g.embed_label.weight[0])).max() > 0
 
 
 def test_unembed_initialised_from_label_table():
     """``unembed_init="labels"``: untied, but U starts equal to the label table (bias 0)."""
-    model = Transformer(DIM, LABELS, T, d_model=16, n_heads=4, unembed_init="labels",
-                        key=jax.random.PRNGKey(0))
+    model = make(unembed_init="labels")
     np.testing.assert_array_equal(model.unembed.weight, model.embed_label.weight)
     np.testing.assert_array_equal(model.unembed.bias, 0.0)
-    g = jax.grad(lambda m: M.forward(m, *inputs())[0])(model)
+    g = jax.jit(jax.grad(lambda m: M.forward(m, *inputs())[0]))(model)
     assert not np.allclose(g.unembed.weight, g.embed_label.weight)  # separate parameters
     with pytest.raises(ValueError, match="unembed_init"):
         Transformer(DIM, LABELS, T, d_model=16, n_heads=4, unembed_init="zeros",

@@ -155,6 +155,8 @@ class Transformer(eqx.Module):
             raise ValueError(f"d_model: {d_model} is not divisible by n_heads={n_heads}")
         if positional not in ("learned", "sinusoidal", "rope"):
             raise ValueError(f"positional: unknown encoding {positional!r}")
+        if unembed_init not in ("independent", "labels"):
+            raise ValueError(f"unembed_init: must be 'independent' or 'labels', got {unembed_init!r}")
         kx, kl, kp, ku, *kb = jax.random.split(key, 4 + depth)
         self.embed_x = eqx.nn.Linear(feature_dim, d_model, key=kx)
         self.embed_label = eqx.nn.Embedding(n_labels, d_model, key=kl)
@@ -167,8 +169,6 @@ class Transformer(eqx.Module):
         self.ln_f = eqx.nn.LayerNorm(d_model)
         # tie_labels: the unembedding matrix *is* the label-embedding table (plus a bias)
         self.unembed = None if tie_labels else eqx.nn.Linear(d_model, n_labels, key=ku)
-        if unembed_init not in ("independent", "labels"):
-            raise ValueError(f"unembed_init: must be 'independent' or 'labels', got {unembed_init!r}")
         if unembed_init == "labels" and self.unembed is not None:
             # untied, but U starts as a copy of the label table (a copy circuit exists at init)
             self.unembed = eqx.tree_at(

@@ -51,7 +51,9 @@ def plot_log(path: str, out: str | None = None, title: str | None = None) -> str
     import matplotlib.pyplot as plt
 
     c = read_curves(path)
-    x = np.maximum(c["eval_iter"], 1)
+    keep = c["eval_iter"] > 0  # log-x axis: the evaluation at 0 sequences is not drawn
+    c = {k: v[keep] for k, v in c.items()}
+    x = c["eval_iter"]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     ax = axes[0]
     for name, metric, label, color in CURVES:
