@@ -71,7 +71,7 @@ def main() -> int:
         jax.block_until_ready(minimise_starts_loop(spec, settings.solve, settings.optimiser, jnp.asarray(theta0), *args))
         loop = time.perf_counter() - t
     print(f"minimisation, 8 starts vmapped (warm):         {vmapped:6.1f} s")
-    print(f"minimisation, 8 starts one at a time (warm):   {loop:6.1f} s   (vmapped is {loop / vmapped:.2f}× faster)")
+    print(f"minimisation, 8 starts one at a time (warm):   {loop:6.1f} s   (loop time / vmapped time = {loop / vmapped:.2f})")
     print(f"minimisation, a single start (warm):           {single:6.1f} s")
     # on a shared machine wall-clock time is inflated by the load; CPU time summed over the
     # process's threads, divided by the 2 cores, is the load-independent estimate

@@ -57,12 +57,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         from .fit import fit_from_args, write_outputs
-        from .logs import parse_curve_names, read_log
+        from .logs import read_log
         from .report import fit_dict, table_markdown, write_json_atomic, write_text_atomic
 
+        from .fit import spec_and_settings
+
+        from .fitting import minimum_points
+
+        spec, _ = spec_and_settings(args)
         paths = [log_path(r) for r in args.runs]
         for path in paths:  # validate every log before fitting any
-            read_log(path, parse_curve_names(args.curves), metric=args.metric, min_points=args.min_points, skip_first=args.skip_first, max_seen=args.max_seen)
+            read_log(path, spec.curve_names, metric=args.metric, min_points=max(args.min_points, minimum_points(spec)),
+                     skip_first=args.skip_first, max_seen=args.max_seen)
         names = run_names(paths)
         out = prepare_output_dir(args.out) if args.out else None
         results = [fit_from_args(args, path) for path in paths]

@@ -53,10 +53,10 @@ def add_fit_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--skip-first", type=int, default=0, metavar="N", help="leave out the first N evaluations (e.g. the loss at initialisation, which the toy does not model)")
 
 
-def fit_from_args(args: argparse.Namespace, log_path: str):
-    """Read the log and fit it as the flags say (raises ConfigError on bad input)."""
-    from .fitting import FitSettings, fit_curves
-    from .logs import read_log
+def spec_and_settings(args: argparse.Namespace):
+    """The :class:`~bridge.spec.FitSpec` and :class:`~bridge.fitting.FitSettings` the flags describe
+    (raises ConfigError on bad flags)."""
+    from .fitting import FitSettings
     from .optimise import OptimiserSettings
     from .spec import spec_for
 
@@ -72,6 +72,16 @@ def fit_from_args(args: argparse.Namespace, log_path: str):
         optimiser=OptimiserSettings(adam_steps=args.adam_steps, lm_steps=args.lm_steps),
         horizon=args.horizon,
     )
+    return spec, settings
+
+
+def fit_from_args(args: argparse.Namespace, log_path: str):
+    """Read the log and fit it as the flags say (raises ConfigError on bad input)."""
+    from .fitting import fit_curves
+    from .logs import read_log
+
+    spec, settings = spec_and_settings(args)
+    curves_names = spec.curve_names
     curves = read_log(log_path, curves_names, metric=args.metric, min_points=args.min_points, skip_first=args.skip_first, max_seen=args.max_seen)
     return fit_curves(curves, spec, settings)
 
@@ -118,7 +128,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         require(args.starts >= 1, "starts", f"must be >= 1 (got {args.starts})")
         from .logs import read_log
 
-        read_log(args.log, parse_curve_names(args.curves), metric=args.metric, min_points=args.min_points, skip_first=args.skip_first, max_seen=args.max_seen)  # fail before creating --out
+        from .fitting import minimum_points
+
+        spec, _ = spec_and_settings(args)  # every flag and the log are checked before anything is written
+        read_log(args.log, spec.curve_names, metric=args.metric, min_points=max(args.min_points, minimum_points(spec)),
+                 skip_first=args.skip_first, max_seen=args.max_seen)
         out = prepare_output_dir(args.out)
         result = fit_from_args(args, args.log)
         refine = None

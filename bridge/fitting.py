@@ -267,12 +267,18 @@ def transience(result_params: dict[str, float], toy_grid: dict[str, np.ndarray],
     return out
 
 
+def minimum_points(spec: FitSpec) -> int:
+    """Fewest evaluations a fit accepts: the free toy parameters plus a scale and an offset per
+    curve, plus two (so that the residual variance has degrees of freedom)."""
+    return max(spec.n_free + 2 * len(spec.curves) + 2, 4)
+
+
 def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSettings()) -> FitResult:
     """Fit the toy to ``curves`` (all of ``spec.curve_names`` must be present)."""
     t0 = time.perf_counter()
     for name in spec.curve_names:
         require(name in curves.values, "curves", f"curve {name!r} is not in the data (have {', '.join(curves.names)})")
-    curves = curves.select(spec.curve_names).validate(min_points=max(spec.n_free + 2 * len(spec.curves) + 2, 4))
+    curves = curves.select(spec.curve_names).validate(min_points=minimum_points(spec))
     s_max = float(curves.seen[-1])
     u = curves.seen / s_max
     Y = np.stack([curves.values[n] for n in spec.curve_names])
@@ -364,4 +370,4 @@ def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSetting
 _mapped_jit = jax.jit(mapped_curves, static_argnums=(0, 5))
 
 
-__all__ = ["FitResult", "FitSettings", "fit_curves", "initial_guesses", "peak_and_fade", "r_squared", "random_starts", "transience"]
+__all__ = ["FitResult", "FitSettings", "fit_curves", "minimum_points", "initial_guesses", "peak_and_fade", "r_squared", "random_starts", "transience"]
