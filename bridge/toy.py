@@ -92,9 +92,9 @@ def toy_curves(p: ToyParams, u_save: Float[Array, " n_times"], settings: SolveSe
     """Toy curves (toy units) at normalised times ``u_save`` ⊂ [0, 1]; NaN if the solver failed.
 
     Pure and traceable in ``p``: vmap it over starts and differentiate it in **forward mode**
-    (``jax.jvp``/``jax.jacfwd``; the solve uses :class:`diffrax.ForwardMode`, which compiles several
-    times faster than reverse mode through a checkpointed solve and suits the ~10 parameters of a
-    fit). Call it inside :func:`toymodels.precision.numerics` (float64).
+    (``jax.jvp``/``jax.jacfwd``; the solve uses :class:`diffrax.ForwardMode`, which compiled in about
+    half the time of reverse mode through a checkpointed solve in one measurement, and suits the
+    ~6–8 parameters of a fit). Call it inside :func:`toymodels.precision.numerics` (float64).
     """
     import diffrax
 
