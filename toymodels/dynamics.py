@@ -234,7 +234,8 @@ def flow_trajectory(
         stop_loss = method.stop_loss
         event = diffrax.Event(
             cond_fn=lambda t, y, args, **kw: loss_fn(y) - stop_loss,
-            root_finder=optx.Newton(rtol=1e-10, atol=1e-12),
+            # bisection on the dense solution: robust where the loss drops steeply (Newton can stall)
+            root_finder=optx.Bisection(rtol=1e-12, atol=1e-12),
         )
     sol = diffrax.diffeqsolve(
         term,
