@@ -234,8 +234,9 @@ def flow_trajectory(
         stop_loss = method.stop_loss
         event = diffrax.Event(
             cond_fn=lambda t, y, args, **kw: loss_fn(y) - stop_loss,
-            # bisection on the dense solution: robust where the loss drops steeply (Newton can stall)
-            root_finder=optx.Bisection(rtol=1e-12, atol=1e-12),
+            # Newton on the dense solution. (Bisection fails when Diffrax's bracket misses the root;
+            # Newton can stall on very steep drops at large t — toymodels.escape handles those.)
+            root_finder=optx.Newton(rtol=1e-10, atol=1e-12),
         )
     sol = diffrax.diffeqsolve(
         term,
