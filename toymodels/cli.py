@@ -155,10 +155,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _flag(param: str) -> str:
-    return "--" + param.replace("_", "-")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     t_start = time.perf_counter()
@@ -176,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             save_figure(plot_result(result), os.path.join(out, "toymodel.png"))
     except ConfigError as e:
-        print(f"error: {_flag(e.param)}: {e.message}", file=sys.stderr)
+        print(e.cli_line(), file=sys.stderr)
         return 2
     if not args.quiet:
         for line in summary_lines(result):

@@ -15,6 +15,15 @@ class ConfigError(ValueError):
         self.message = message
         super().__init__(f"{param}: {message}")
 
+    @property
+    def flag(self) -> str:
+        """The parameter as a command-line flag (``init_scale`` → ``--init-scale``)."""
+        return "--" + self.param.replace("_", "-")
+
+    def cli_line(self) -> str:
+        """The one-line CLI error: ``error: --flag: reason``."""
+        return f"error: {self.flag}: {self.message}"
+
 
 def require(condition: bool, param: str, message: str) -> None:
     """Raise :class:`ConfigError` for ``param`` unless ``condition`` holds."""

@@ -359,10 +359,6 @@ def _plot_axes(spec: SweepSpec, text: str | None) -> tuple[str, str] | None:
     return parts[0], parts[1]
 
 
-def _flag(param: str) -> str:
-    return "--" + param.replace("_", "-")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     t_start = time.perf_counter()
@@ -400,7 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 save_figure(plot_points_curves(store, plot_points), os.path.join(args.out, "curves.png"))
                 written.append("curves.png")
     except ConfigError as e:
-        print(f"error: {_flag(e.param)}: {e.message}", file=sys.stderr)
+        print(e.cli_line(), file=sys.stderr)
         return 2
     if not args.quiet:
         from .sweep_verdicts import VERDICTS
