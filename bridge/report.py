@@ -15,10 +15,11 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 from typing import Any
 
 import numpy as np
+
+from toymodels.atomic import atomic_write
 
 from .fitting import FitResult
 
@@ -94,26 +95,10 @@ def fit_dict(result: FitResult) -> dict[str, Any]:
     )
 
 
-def _umask_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def write_json_atomic(data: dict[str, Any], path: str) -> None:
-    """Write JSON to a temporary file in the same directory, then rename it into place."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
-    os.chmod(tmp, _umask_mode())  # mkstemp creates 0600; give the file the usual permissions
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write JSON atomically (temporary file in the same directory, then rename)."""
+    text = json.dumps(data, indent=2, allow_nan=False) + "\n"  # fails before anything is written
+    write_text_atomic(text, path)
 
 
 def _fmt(value: float, err: float | None = None) -> str:
@@ -243,17 +228,13 @@ def table_markdown(rows: list[tuple[str, dict[str, Any]]]) -> str:
 
 
 def write_text_atomic(text: str, path: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=directory)
-    os.chmod(tmp, _umask_mode())
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write text atomically (temporary file in the same directory, then rename)."""
+    atomic_write(path, lambda tmp: _write_text(tmp, text), suffix=os.path.splitext(path)[1] or ".txt")
+
+
+def _write_text(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
 
 
 __all__ = ["fit_dict", "overlay_figure", "summary_lines", "table_markdown", "write_json_atomic", "write_text_atomic"]

@@ -42,7 +42,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import tempfile
 from typing import Literal, NamedTuple
 
 import h5py
@@ -50,6 +49,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
+
+from toymodels.atomic import atomic_write
 
 DEFAULT_DATASET = "resnet18/224/feat"
 
@@ -92,18 +93,14 @@ def write_exemplar_file(
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".h5.tmp", dir=directory)
-    os.close(fd)
-    try:
+
+    def write(tmp: str) -> None:
         with h5py.File(tmp, "w") as f:
             d = f.create_dataset(dataset, data=features)
             for k, v in (attrs or {}).items():
                 d.attrs[k] = v
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+
+    atomic_write(path, write, suffix=".h5")
 
 
 def load_exemplars(

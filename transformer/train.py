@@ -39,6 +39,8 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
 
+from toymodels.atomic import atomic_write
+
 from .config import PRESETS, ConfigError, TrainConfig, preset_config
 from .data import DataError, gather_features, load_exemplars, sample_sequences, synthetic_exemplars
 from .evaluate import (
@@ -250,9 +252,10 @@ def _build_chunk_core(cfg, optimizer, frozen) -> Callable:
 
 def create_log(path: str, cfg: TrainConfig, depth: int, heads: int) -> None:
     """Empty, resizable log in the original study's layout (written atomically)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix=".h5.tmp", dir=directory)
-    os.close(fd)
+    atomic_write(path, lambda tmp: _write_empty_log(tmp, cfg, depth, heads), suffix=".h5")
+
+
+def _write_empty_log(tmp: str, cfg: TrainConfig, depth: int, heads: int) -> None:
     with h5py.File(tmp, "w") as f:
         f.attrs["config"] = cfg.to_json()
         f.create_dataset("eval_iter", (0,), maxshape=(None,), dtype="i8")
@@ -271,7 +274,6 @@ def create_log(path: str, cfg: TrainConfig, depth: int, heads: int) -> None:
         for alias, target in ALIASES.items():
             if target in cfg.evaluators:
                 f[alias] = h5py.SoftLink("/" + target)
-    os.replace(tmp, path)
 
 
 def _append(d: h5py.Dataset, rows: np.ndarray) -> None:
@@ -312,6 +314,11 @@ def _latest_checkpoint(out: str) -> str | None:
     return path if os.path.isdir(path) else None
 
 
+def _write_text(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def save_checkpoint(out: str, log_path: str, model, opt_state, cfg: TrainConfig, steps: int, evals: int) -> None:
     """Write ``OUT/ckpt-<evals>/`` then atomically point ``OUT/latest`` at it; drop older ones."""
     name = f"ckpt-{evals:06d}"
@@ -325,10 +332,7 @@ def save_checkpoint(out: str, log_path: str, model, opt_state, cfg: TrainConfig,
     if os.path.isdir(final):
         shutil.rmtree(final)
     os.replace(tmp, final)
-    fd, ptmp = tempfile.mkstemp(prefix=".latest-", dir=out)
-    with os.fdopen(fd, "w") as f:
-        f.write(name)
-    os.replace(ptmp, os.path.join(out, "latest"))
+    atomic_write(os.path.join(out, "latest"), lambda tmp: _write_text(tmp, name))
     for entry in os.listdir(out):
         if entry.startswith("ckpt-") and entry != name:
             shutil.rmtree(os.path.join(out, entry), ignore_errors=True)
@@ -390,10 +394,7 @@ def train(
         model = eqx.tree_deserialise_leaves(os.path.join(ckpt, "model.eqx"), model)
         opt_state = eqx.tree_deserialise_leaves(os.path.join(ckpt, "opt.eqx"), opt_state)
         steps_done, evals_done = meta["steps"], meta["evals"]
-        fd, tmp = tempfile.mkstemp(suffix=".h5.tmp", dir=out)
-        os.close(fd)
-        shutil.copyfile(os.path.join(ckpt, "log.h5"), tmp)
-        os.replace(tmp, log_path)
+        atomic_write(log_path, lambda tmp: shutil.copyfile(os.path.join(ckpt, "log.h5"), tmp), suffix=".h5")
     else:
         if not resume and (os.path.exists(log_path) or _latest_checkpoint(out)):
             raise ResumeError(f"out: {out!r} already holds a run; pass --resume or another --out")
