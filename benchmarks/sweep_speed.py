@@ -3,7 +3,8 @@
 1. Reduced model: a 100 × 100 (μ₁, α) grid × 4 seeds = 40 000 runs, GD η = 1 to step 16000 (stop at
    loss < 1e-6, recorded every 10 steps), through :func:`toymodels.sweep.run_sweep` — compilation,
    chunking, summaries, verdicts and the HDF5 store included. Target: < 2 min on 2 cores.
-   Timed in both state coordinates of the reduced dynamics (``--coordinates PEW PQ``).
+   Timed in both state coordinates of the reduced dynamics (``--coordinates PEW PQ``; PQ is the
+   sweep's float64 default, PEW that of a reduced run alone).
 2. Full-vector model (dims 20 20 20 160): 1000 runs (10 μ₁ × 25 α × 4 seeds), same dynamics. Target: < 2 min.
 
 Each chunk is sharded over one XLA host device per core (``XLA_FLAGS`` is set unless given).

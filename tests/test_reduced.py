@@ -338,3 +338,53 @@ def test_simulation_coordinates_are_the_same_dynamics():
         assert sp.simplify(dP - fP) == 0
         assert sp.simplify(dE - fP) == 0
         assert sp.simplify(dW - (fQ - 2 * pq.P[v] / pq.R[v] * fP)) == 0
+
+
+def test_two_pass_flow_batch_equals_one_pass():
+    """solve_in_passes: runs that exhaust the small first-pass budget (here μ₁ = 0 with competition,
+    ≈ 8× the typical step count) are solved again with the full budget; the merged batch equals one
+    full-budget solve up to rounding, and the stiff runs are the only ones solved twice."""
+    from toymodels.dynamics import solve_in_passes
+    from toymodels.reduced import _solve_batch, initial_state, reduced_params
+
+    model = coopetition_model()
+    n = 6
+    mu1 = np.array([0.0, 0.1, 0.2, 0.0, 0.15, 0.3])
+    stats = typical_initial_stats(model, 1.0, {"a": np.linspace(-1, 1, n), "b": np.full(n, 0.5), "c": np.full(n, 0.3), "d": np.linspace(1, -1, n)})
+    method = GradientFlow(t_max=4000.0, n_save=41, rtol=1e-8, atol=1e-10)
+    dyn = reduced_dynamics(model)
+    with numerics("float64") as dtype:
+        state0 = initial_state(dyn, stats, dtype)
+        R = np.stack([stats[v].R for v in model.vectors], -1)
+        params = jax.device_get(reduced_params(model, LossParams(mu=np.stack([mu1, 0 * mu1], -1), alpha=np.full(n, 0.1)), R))
+        calls = []
+
+        def solve(m, inputs):
+            calls.append((m.max_steps, len(inputs[0].P)))
+            return _solve_batch(dyn, m, *inputs)
+
+        one = jax.device_get(solve(method, (state0, params)))
+        budget = 300  # the μ₁ > 0 runs need fewer steps to t = 4000, the μ₁ = 0 runs more
+        two = solve_in_passes(solve, method, (state0, params), lambda tr: np.isfinite(tr.failure), first_pass_steps=budget, min_runs=1)
+    assert calls[1] == (budget, n) and calls[2][0] == method.max_steps and 1 <= calls[2][1] < n  # a real second pass
+    assert not np.isfinite(two.failure).any()
+    for name in one.measures:
+        # each pass is its own compiled program (and re-solved runs sit in a batch of another shape):
+        # the same steps, rounded differently (~1e-11 relative, ~1e-17 absolute on tiny losses)
+        np.testing.assert_allclose(two.measures[name], one.measures[name], rtol=1e-9, atol=1e-15, err_msg=name)
+    np.testing.assert_allclose(two.final.P, one.final.P, rtol=1e-9)
+
+
+def test_pq_coordinates_agree_with_pew_in_float64():
+    model = coopetition_model()
+    with numerics("float64"):
+        targets, init = draw_vectors(model, [0, 7])
+    stats = initial_stats_from_vectors(targets, init)
+    method = GradientDescent(lr=1.0, steps=10000, stop_loss=1e-6, save_every=10)
+    lp = loss_params(model, 0.1, 0.1)
+    pew = simulate_reduced(model, method, stats, lp)
+    pq = simulate_reduced(model, method, stats, lp, coordinates="PQ")
+    np.testing.assert_array_equal(pq.stop, pew.stop)
+    for name in ("loss", "mechanism_1_loss", "mechanism_2_loss"):
+        np.testing.assert_allclose(pq[name], pew[name], rtol=1e-8, atol=1e-12, err_msg=name)
+    np.testing.assert_allclose(pq.vectors["final"]["W_a"], pew.vectors["final"]["W_a"], rtol=1e-6, atol=1e-10)

@@ -46,7 +46,7 @@ def paper_sweeps(tmp_path_factory):
     out = {}
     for reduced in (False, True):
         d = tmp_path_factory.mktemp("reduced" if reduced else "full")
-        spec = SweepSpec(mu1=(0.0, 0.1), seeds=(0, 7), reduced=(reduced,), methods=(PAPER_GD,))
+        spec = SweepSpec(mu1=(0.0, 0.1), seeds=(0, 7), reduced=(reduced,), methods=(PAPER_GD,), coordinates="PEW")
         run_sweep(spec, str(d), curve_points=0)
         out[reduced] = SweepStore(str(d))
     return out
@@ -81,8 +81,9 @@ def test_verdicts_of_runs_whose_behaviour_is_known(paper_sweeps, reduced):
         assert s["m1_final"][point] < 1e-3
 
 
-def test_fast_pq_coordinates_agree_with_the_default(paper_sweeps, tmp_path):
-    spec = SweepSpec(mu1=(0.0, 0.1), seeds=(0, 7), reduced=(True,), methods=(PAPER_GD,), coordinates="PQ")
+def test_default_pq_coordinates_agree_with_the_accurate_pew_form(paper_sweeps, tmp_path):
+    spec = SweepSpec(mu1=(0.0, 0.1), seeds=(0, 7), reduced=(True,), methods=(PAPER_GD,))
+    assert spec.coordinates == "PQ" and SweepSpec(precision="float32").coordinates == "PEW"
     fast = run_sweep(spec, str(tmp_path), curve_points=0)
     exact = paper_sweeps[True]
     np.testing.assert_array_equal(fast.summary["verdict"], exact.summary["verdict"])
@@ -179,10 +180,9 @@ def test_chunks_are_sharded_over_two_devices(tmp_path):
         from toymodels.sweep_exec import reduced_batch, shard_runs
         from toymodels.sweep_spec import SweepSpec
         from toymodels.sweep_store import SweepStore
-        from toymodels.reduced import ReducedParams, reduced_dynamics, typical_initial_stats
+        from toymodels.reduced import ReducedParams, initial_state, reduced_dynamics, typical_initial_stats
         from toymodels.losses import coopetition_model
         from toymodels.precision import numerics
-        from toymodels.sweep_exec import reduced_initial_state
         assert len(jax.local_devices()) == 2
         spec = SweepSpec(mu1=(0.0, 0.05, 0.1), seeds=(7,), reduced=(True,), methods=(GradientDescent(steps=6000, save_every=10),))
         two = run_sweep(spec, {str(tmp_path / 'two')!r})
@@ -196,7 +196,7 @@ def test_chunks_are_sharded_over_two_devices(tmp_path):
         dyn = reduced_dynamics(coopetition_model())
         with numerics('float64'):
             model = coopetition_model()
-            state0 = reduced_initial_state(dyn, typical_initial_stats(model, 1.0, np.array([0.1, 0.2, 0.3])), np.float64)
+            state0 = initial_state(dyn, typical_initial_stats(model, 1.0, np.array([0.1, 0.2, 0.3])), np.float64)
             dims = np.tile(np.array(model.dims, dtype=float), (3, 1))
             params = ReducedParams(R=dims, dims=dims, mu=np.zeros((3, 2)) + 0.1, alpha=np.full(3, 0.1))
             args, n = shard_runs((state0, params), None)

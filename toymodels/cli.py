@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from .clamps import Clamp
 from .dynamics import SOLVERS, GradientDescent, GradientFlow
 from .errors import ConfigError, require
-from .experiment import DEFAULT_DIMS, MODELS, ToyConfig
+from .experiment import MODELS, ToyConfig
 from .precision import PRECISIONS
 
 

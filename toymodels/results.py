@@ -28,6 +28,7 @@ clamps, precision, …), ``versions`` (JSON: package versions), ``format`` (layo
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from collections.abc import Mapping
@@ -45,6 +46,12 @@ _RESERVED = {"t", "seed", "mu", "alpha", "stop_step", "stop_time", "diverged_ste
 
 def package_versions() -> dict[str, str]:
     """Versions of the packages that determine the numbers."""
+    return dict(_package_versions())
+
+
+@functools.cache
+def _package_versions() -> dict[str, str]:
+    # looked up once per process (reading the installed metadata costs ~5 ms per package)
     out = {}
     for pkg in ("icl-coopetition", "jax", "jaxlib", "diffrax", "equinox", "optax", "numpy", "sympy", "h5py"):
         try:

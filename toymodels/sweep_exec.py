@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .clamps import Clamp, apply_clamps, free_masks
-from .dynamics import GradientDescent, Method, Trajectory, flow_trajectory, gd_trajectory
+from .dynamics import GradientDescent, Method, Trajectory, flow_trajectory, gd_trajectory, solve_in_passes
 from .init import draw_vectors
 from .losses import LossParams, ToyModel, loss_terms, stats_of, total_loss_from_stats
 from .precision import numerics
@@ -84,16 +84,19 @@ def _full_run(model: ToyModel, method: Method, masks, targets, init, lp: LossPar
 
 
 def _reduced_run(dyn, method: Method, state0, params) -> Trajectory:
-    def measures(state):
-        return sweep_measures(dyn.model, dyn.stats(state, params), params.mu, params.alpha, dyn.dims(params))
+    # the reduced dynamics carry the state as columns (see ReducedDynamics.to_columns)
+    def measures(cols):
+        return sweep_measures(dyn.model, dyn.stats_columns(cols, params), params.mu, params.alpha, dyn.dims(params))
 
+    cols0 = dyn.to_columns(state0)
     if isinstance(method, GradientDescent):
 
-        def step(state):
-            return measures(state), dyn.gd_step(state, params, method.lr)
+        def step(cols):
+            return measures(cols), dyn.gd_step_columns(cols, params, method.lr)
 
-        return gd_trajectory(step, state0, method)
-    return flow_trajectory(lambda y: dyn.velocity(y, params), measures, lambda y: dyn.loss(y, params), state0, method)
+        return gd_trajectory(step, cols0, method)
+    loss = lambda cols: dyn.loss_terms_columns(cols, params).total  # noqa: E731
+    return flow_trajectory(lambda c: dyn.velocity_columns(c, params), measures, loss, cols0, method, save_states=True)
 
 
 def _strip(traj: Trajectory) -> tuple[dict, jax.Array, jax.Array]:
@@ -156,37 +159,6 @@ def shard_runs(tree: Any, devices: Sequence[jax.Device] | None):
     return jax.device_put(tree, sharding), n
 
 
-def reduced_initial_state(dyn, stats, dtype):
-    """Initial :class:`~toymodels.reduced.ReducedState` (runs, V) from per-vector statistics, built as
-    :func:`toymodels.reduced.simulate_reduced` builds it: in the dynamics' state coordinates
-    (``dyn.coordinates``, e.g. ``"PEW"``), with the exact error terms when the statistics carry them
-    (from the vectors; else derived from P, Q, R), and vectors clamped in full at their targets
-    (P = Q = R, error terms 0)."""
-    from .reduced import ReducedState
-
-    vectors = dyn.model.vectors
-
-    def column(get):
-        return np.stack([np.asarray(get(stats[v]), dtype=np.float64) for v in vectors], -1)
-
-    def given(name, default):
-        return column(lambda st: default(st) if getattr(st, name, None) is None else getattr(st, name))
-
-    cols = {
-        "P": column(lambda st: st.P),
-        "Q": column(lambda st: st.Q),
-        "R": column(lambda st: st.R),
-        "E": given("E", lambda st: st.P - st.R),
-        "D": given("D", lambda st: st.Q - 2 * st.P + st.R),
-        "W": given("W", lambda st: np.maximum(st.Q - st.P * st.P / st.R, 0.0)),
-    }
-    for i, v in enumerate(vectors):
-        if v in dyn.symbolic.clamped:
-            cols["P"][:, i] = cols["Q"][:, i] = cols["R"][:, i]
-            cols["E"][:, i] = cols["D"][:, i] = cols["W"][:, i] = 0.0
-    return ReducedState(**{k: np.asarray(cols[k]).astype(dtype) for k in dyn.coordinates})
-
-
 def chunk_static(spec: SweepSpec, points: dict[str, np.ndarray], idx: np.ndarray) -> tuple:
     """The static structure shared by the points ``idx`` (raises if they do not share one)."""
     keys = {
@@ -236,21 +208,35 @@ def compute_chunk(
         R = np.stack([np.sum(tgt[v].astype(np.float64) ** 2, axis=-1) for v in spec.vectors], -1)
         model = spec.build_model(tuple(int(x) for x in dims_all[0]))
         if reduced:
-            from .reduced import ReducedParams, initial_stats_from_vectors, reduced_dynamics
+            from .reduced import ReducedParams, initial_state, initial_stats_from_vectors, reduced_dynamics
 
             dyn = reduced_dynamics(model, clamps, coordinates=spec.coordinates)
-            state0 = reduced_initial_state(dyn, initial_stats_from_vectors(tgt, ini), dtype)
+            state0 = initial_state(dyn, initial_stats_from_vectors(tgt, ini), dtype)
             params = ReducedParams(R=R.astype(dtype), dims=dims_all.astype(dtype), mu=mu.astype(dtype), alpha=alpha.astype(dtype))
-            args, n = shard_runs((state0, params), devices)
-            curves, stop, failure = reduced_batch(dyn, method, *args)
+
+            def solve(m, inputs):
+                args, n = shard_runs(inputs, devices)
+                return jax.tree.map(lambda x: x[:n], reduced_batch(dyn, m, *args))
+
+            inputs = (state0, params)
         else:
-            args, n = shard_runs((tgt, ini, mu.astype(dtype), alpha.astype(dtype)), devices)
-            curves, stop, failure = full_batch(model, method, tuple(clamps), dtype, *args)
-        curves, stop, failure = jax.device_get((curves, stop, failure))
-    curves = {k: np.asarray(v[:n], dtype=np.float64) for k, v in curves.items()}
-    stop, failure = np.asarray(stop[:n]), np.asarray(failure[:n])
-    is_gd = isinstance(method, GradientDescent)
-    failed = failure >= 0 if is_gd else np.isfinite(failure)
+
+            def solve(m, inputs):
+                args, n = shard_runs(inputs, devices)
+                return jax.tree.map(lambda x: x[:n], full_batch(model, m, tuple(clamps), dtype, *args))
+
+            inputs = (tgt, ini, mu.astype(dtype), alpha.astype(dtype))
+        is_gd = isinstance(method, GradientDescent)
+
+        def failed_runs(result):
+            failure = np.asarray(result[2])
+            return failure >= 0 if is_gd else np.isfinite(failure)
+
+        # large flow chunks: two passes, so a few stiff runs do not set every run's step count
+        curves, stop, failure = solve_in_passes(solve, method, inputs, failed_runs)
+    curves = {k: np.asarray(v, dtype=np.float64) for k, v in curves.items()}
+    stop, failure = np.asarray(stop), np.asarray(failure)
+    failed = failed_runs((curves, stop, failure))
     ref = saddle_levels(model.mechanisms, model.vectors, R, dims_all)
     t = np.asarray(method.times, dtype=np.float64)
     summary = summarise(t, curves, ref, stop, failed, thresholds)

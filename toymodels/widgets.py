@@ -85,8 +85,8 @@ def slider_run(p: SliderParams) -> tuple[np.ndarray, dict[str, np.ndarray], dict
     """
     import jax
 
-    from .reduced import ReducedParams, initial_stats_from_vectors, reduced_dynamics
-    from .sweep_exec import reduced_batch, reduced_initial_state
+    from .reduced import ReducedParams, initial_state, initial_stats_from_vectors, reduced_dynamics
+    from .sweep_exec import reduced_batch
 
     model = coopetition_model(p.dims)
     dyn = reduced_dynamics(model, tuple(Clamp(c) for c in p.clamps))
@@ -94,7 +94,7 @@ def slider_run(p: SliderParams) -> tuple[np.ndarray, dict[str, np.ndarray], dict
     with numerics("float64") as dtype:
         targets, init = draw_vectors(model, [int(p.seed)], 1.0, "legacy", np.float64)
         stats = initial_stats_from_vectors(targets, init)
-        state0 = reduced_initial_state(dyn, stats, dtype)
+        state0 = initial_state(dyn, stats, dtype)
         R = np.stack([stats[v].R for v in model.vectors], -1)
         params = ReducedParams(R=R, dims=np.asarray([p.dims], dtype=np.float64), mu=np.asarray([[p.mu1, 0.0]]), alpha=np.asarray([p.alpha]))
         curves, stop, failure = jax.device_get(reduced_batch(dyn, method, state0, params))
