@@ -83,20 +83,13 @@ def _full_run(model: ToyModel, method: Method, masks, targets, init, lp: LossPar
     return flow_trajectory(velocity, jax.jit(measures), jax.jit(loss_fn), init, method)
 
 
-def _reduced_run(dyn, method: Method, state0, params) -> Trajectory:
-    # the reduced dynamics carry the state as columns (see ReducedDynamics.to_columns)
-    def measures(cols):
-        return sweep_measures(dyn.model, dyn.stats_columns(cols, params), params.mu, params.alpha, dyn.dims(params))
+def _reduced_run(dyn, method: Method, state0, params, columns: bool) -> Trajectory:
+    from .reduced import solve_reduced
 
-    cols0 = dyn.to_columns(state0)
-    if isinstance(method, GradientDescent):
+    def measures(stats):
+        return sweep_measures(dyn.model, stats, params.mu, params.alpha, dyn.dims(params))
 
-        def step(cols):
-            return measures(cols), dyn.gd_step_columns(cols, params, method.lr)
-
-        return gd_trajectory(step, cols0, method)
-    loss = lambda cols: dyn.loss_terms_columns(cols, params).total  # noqa: E731
-    return flow_trajectory(lambda c: dyn.velocity_columns(c, params), measures, loss, cols0, method, save_states=True)
+    return solve_reduced(dyn, method, state0, params, columns=columns, measures=measures)
 
 
 def _strip(traj: Trajectory) -> tuple[dict, jax.Array, jax.Array]:
@@ -116,7 +109,10 @@ def full_batch(model: ToyModel, method: Method, clamps: tuple[Clamp, ...], dtype
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def reduced_batch(dyn, method: Method, state0, params):
     """Reduced runs, vmapped: returns (curves, stop, failure)."""
-    return jax.vmap(lambda s, p: _strip(_reduced_run(dyn, method, s, p)))(state0, params)
+    from .reduced import use_columns
+
+    columns = use_columns(dyn, state0.P.shape[0])  # static: the batch size
+    return jax.vmap(lambda s, p: _strip(_reduced_run(dyn, method, s, p, columns)))(state0, params)
 
 
 # ---------------------------------------------------------------------------------------------
