@@ -444,16 +444,17 @@ def _check_stats(model: ToyModel, stats: Mapping[str, VectorStats]) -> int:
     return sizes.pop() if sizes else 1
 
 
-def reduced_params(model: ToyModel, lp: LossParams, R, dims=None, dtype=jnp.float64) -> ReducedParams:
-    """Batch :class:`ReducedParams` from loss parameters and R of shape (runs, V)."""
-    R = jnp.asarray(R, dtype=dtype)
+def reduced_params(model: ToyModel, lp: LossParams, R, dims=None, dtype=np.float64) -> ReducedParams:
+    """Batch :class:`ReducedParams` (NumPy arrays: host-side inputs of a compiled solve) from loss
+    parameters and R of shape (runs, V)."""
+    R = np.asarray(R, dtype=dtype)
     n_runs = R.shape[0]
     dims = model.dims if dims is None else dims
     return ReducedParams(
         R=R,
-        dims=jnp.broadcast_to(jnp.asarray(dims, dtype=dtype), R.shape),
-        mu=jnp.broadcast_to(jnp.asarray(lp.mu, dtype=dtype), (n_runs, model.n_mechanisms)),
-        alpha=jnp.broadcast_to(jnp.asarray(lp.alpha, dtype=dtype), (n_runs,)),
+        dims=np.broadcast_to(np.asarray(dims, dtype=dtype), R.shape),
+        mu=np.broadcast_to(np.asarray(lp.mu, dtype=dtype), (n_runs, model.n_mechanisms)),
+        alpha=np.broadcast_to(np.asarray(lp.alpha, dtype=dtype), (n_runs,)),
     )
 
 
@@ -532,7 +533,7 @@ def simulate_reduced(
     with numerics(precision) as dtype:
         state0 = initial_state(dyn, stats, dtype)
         R = np.stack([stats[v].R for v in model.vectors], -1)
-        params = jax.device_get(reduced_params(model, lp, R, dtype=dtype))
+        params = reduced_params(model, lp, R, dtype=dtype)
         traj = solve_in_passes(
             lambda m, args: _solve_batch(dyn, m, *args),
             method,
