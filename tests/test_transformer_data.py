@@ -45,6 +45,11 @@ def test_synthetic_formula_and_seed():
     big = synthetic_exemplars(200, 50, 16, 0.75, seed=1)
     assert abs(big.var() - 1.0) < 0.05  # unit variance per coordinate
     assert abs(xi.std() - 1.0) < 0.3
+    # offset: the same exemplars shifted by a constant on every coordinate
+    np.testing.assert_allclose(synthetic_exemplars(6, 5, 7, 0.75, seed=3, offset=1.5), b + 1.5,
+                               atol=1e-6)
+    with pytest.raises(DataError, match="offset"):
+        synthetic_exemplars(6, 5, 7, 0.75, seed=3, offset=float("nan"))
 
 
 def test_file_roundtrip_and_splits(tmp_path):

@@ -120,6 +120,34 @@ def test_bad_model_arguments():
         Transformer(DIM, LABELS, T, positional="alibi", key=jax.random.PRNGKey(0))
 
 
+def test_initialisation_matches_the_original_study():
+    """LeCun-normal weights (std 1/sqrt(fan_in), truncated normal) with zero biases; label
+    table 0.02 x truncated N(0,1); learned positions U(+-1/sqrt(32))."""
+    d, n_labels, dim = 64, 4096, 48
+    m = Transformer(dim, n_labels, T, d_model=d, n_heads=8, mlp=True, key=jax.random.PRNGKey(0))
+    attn = m.blocks[0].attn
+    for w, fan_in in [(m.embed_x.weight, dim), (attn.wq, d), (attn.wk, d), (attn.wv, d),
+                      (attn.wo, d), (m.blocks[0].mlp.up.weight, d),
+                      (m.blocks[0].mlp.down.weight, 4 * d), (m.unembed.weight, d)]:
+        w = np.asarray(w)
+        assert np.std(w) == pytest.approx(1 / np.sqrt(fan_in), rel=0.06)
+        # a unit normal cut at +-2 (std 0.8796), rescaled to std 1/sqrt(fan_in)
+        assert np.abs(w).max() <= 2 / 0.87962566 / np.sqrt(fan_in) * 1.0001
+    for b in (m.embed_x.bias, m.unembed.bias, m.blocks[0].mlp.up.bias):
+        np.testing.assert_array_equal(b, 0.0)
+    table = np.asarray(m.embed_label.weight)
+    assert table.shape == (n_labels, d)
+    assert np.abs(table).max() <= 0.04 * 1.0001
+    assert np.std(table) == pytest.approx(0.02 * 0.8796, rel=0.02)  # std of N(0,1) cut at +-2
+    assert np.abs(np.asarray(m.pos)).max() <= 1 / np.sqrt(32)
+    assert np.std(np.asarray(m.pos)) == pytest.approx(1 / np.sqrt(3 * 32), rel=0.15)
+    big = Transformer(dim, 64, T, d_model=d, n_heads=8, label_init_scale=1.0,
+                      key=jax.random.PRNGKey(0))
+    assert np.std(np.asarray(big.embed_label.weight)) == pytest.approx(0.8796, rel=0.05)
+    with pytest.raises(ValueError, match="label_init_scale"):
+        Transformer(dim, 64, T, label_init_scale=0.0, key=jax.random.PRNGKey(0))
+
+
 def test_tied_label_unembedding():
     """With ``tie_labels`` the logits are ``E z + c`` with E the label-embedding table."""
     model = make(tie_labels=True)

@@ -180,6 +180,10 @@ def test_config_json_roundtrip_and_bad_values():
         tiny(evaluators=("icl", "bogus")).validate()
     with pytest.raises(ConfigError, match="context_pairs"):
         tiny(context_pairs=3, burstiness=2).validate()
+    with pytest.raises(ConfigError, match="label_init_scale"):
+        tiny(label_init_scale=0.0).validate()
+    with pytest.raises(ConfigError, match="synth_offset"):
+        tiny(synth_offset=float("inf")).validate()
 
 
 def _cli(argv, capsys):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Any
 
 from .data import DataError
@@ -37,6 +38,7 @@ class TrainConfig:
     synth_dim: int = 64
     synth_noise: float = 0.5
     synth_seed: int = 0
+    synth_offset: float = 0.0  # constant added to every feature coordinate (see data.py)
     # sequences
     context_pairs: int = 2
     burstiness: int = 1
@@ -53,6 +55,7 @@ class TrainConfig:
     positional: str = "learned"
     tie_labels: bool = False  # unembedding matrix = label-embedding table
     unembed_init: str = "independent"  # or "labels": untied U initialised as a copy of the table
+    label_init_scale: float = 0.02  # label table ~ scale x truncated N(0,1), as the original study
     # optimisation
     lr: float = 1e-5
     lr_steps: tuple[tuple[int, float], ...] = ()
@@ -134,6 +137,8 @@ class TrainConfig:
                 raise ConfigError(f"evaluators: unknown evaluator {name!r} (one of {tuple(EVALUATORS)})")
         if not self.evaluators:
             raise ConfigError("evaluators: at least one evaluator is required")
+        if not (self.label_init_scale > 0):
+            raise ConfigError(f"label_init_scale: must be > 0, got {self.label_init_scale}")
         if not (self.lr > 0):
             raise ConfigError(f"lr: must be > 0, got {self.lr}")
         for step, value in self.lr_steps:
@@ -147,17 +152,23 @@ class TrainConfig:
             raise ConfigError(f"zipf_alpha: must be >= 0, got {self.zipf_alpha}")
         if self.synth_noise < 0:
             raise ConfigError(f"synth_noise: must be >= 0, got {self.synth_noise}")
+        if not math.isfinite(self.synth_offset):
+            raise ConfigError(f"synth_offset: must be finite, got {self.synth_offset}")
         if self.graft_modules and not self.graft_from:
             raise ConfigError("graft_from: graft_modules given without a checkpoint to graft from")
 
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The study's main run (thesis ch. 5) at full scale; meant for a GPU.
+    # synth_offset 1: a component shared by all exemplars, like the study's non-negative ResNet
+    # features; with centred features the CPU runs learned CIWL first and never formed ICL
+    # (docs/cpu_quick_preset.md). Not yet run at this scale (no GPU so far).
     "coopetition-paper": dict(
         n_classes=12800,
         n_exemplars=20,
         synth_dim=512,
         synth_noise=0.75,
+        synth_offset=1.0,
         lr=1e-5,
         batch_size=32,
         n_sequences=20_000_000,
@@ -165,22 +176,23 @@ PRESETS: dict[str, dict[str, Any]] = {
         n_eval=5000,
         checkpoint_every=5,
     ),
-    # Reduced configuration for a 2-core CPU (<= 15 minutes): shows ICL emerging (ICL peak
-    # >= 0.85, Flip peak >= 0.7, IWL near chance on 3 seeds) but NOT its transience; see
-    # docs/cpu_quick_preset.md for everything tried and the per-seed numbers.
+    # Reduced configuration for a 2-core CPU (<= 15 minutes wall, single-threaded XLA): the
+    # study's model (separate unembedding) on 12800 synthetic classes whose features share a
+    # common offset (like the study's non-negative ResNet features); ICL forms first, then CIWL
+    # takes over. See docs/cpu_quick_preset.md for everything tried and the per-seed numbers.
     "cpu-quick": dict(
-        n_classes=3200,
+        n_classes=12800,
         n_exemplars=20,
         synth_dim=64,
         synth_noise=0.75,
-        tie_labels=True,
+        synth_offset=1.0,
         lr=3e-4,
-        lr_steps=((12_000, 1e-3),),
+        lr_steps=((12_000, 1e-3), (20_000, 2e-3)),
         batch_size=32,
-        n_sequences=800_000,
-        eval_every=1000,
+        n_sequences=1_800_000,
+        eval_every=2000,
         n_eval=2000,
-        checkpoint_every=5,
+        checkpoint_every=3,
     ),
     # A tiny configuration for smoke tests (seconds).
     "tiny": dict(

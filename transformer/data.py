@@ -9,7 +9,11 @@ Synthetic exemplars: class prototypes :math:`\\mu_c \\sim N(0, I_D)` and exempla
    \\qquad \\xi_{c,e} \\sim N(0, I_D),
 
 so every exemplar has unit expected per-coordinate variance and ``ε`` sets the within-class
-spread.
+spread. An optional ``offset`` :math:`m` is added to every coordinate, :math:`x_{c,e} + m\,\mathbf 1`:
+a component shared by all exemplars, like the large positive mean of the study's ResNet-18
+features (post-ReLU, so non-negative). It decides which strategy the transformer learns first
+(docs/cpu_quick_preset.md): with centred features (``m = 0``) in-weights learning (CIWL) forms
+first and ICL never does; with ``m = 1`` ICL forms first and then gives way to CIWL.
 
 A *sequence* is ``k`` context (exemplar, label) pairs followed by a query exemplar. It is stored
 as indices, not features, so sampling costs :math:`O(B\\,k)` regardless of the class count:
@@ -68,19 +72,21 @@ class DataError(ValueError):
 
 
 def synthetic_exemplars(
-    n_classes: int, n_exemplars: int, dim: int, noise: float, seed: int
+    n_classes: int, n_exemplars: int, dim: int, noise: float, seed: int, offset: float = 0.0
 ) -> Float[np.ndarray, "classes exemplars dim"]:
-    """Return ``(μ_c + ε ξ_{c,e}) / sqrt(1 + ε²)`` as float32, seeded (numpy PCG64)."""
+    """Return ``(μ_c + ε ξ_{c,e}) / sqrt(1 + ε²) + offset`` as float32, seeded (numpy PCG64)."""
     for name, value in (("n_classes", n_classes), ("n_exemplars", n_exemplars), ("dim", dim)):
         if int(value) < 1:
             raise DataError(f"{name} must be >= 1, got {value}")
     if not (math.isfinite(noise) and noise >= 0):
         raise DataError(f"noise must be finite and >= 0, got {noise}")
+    if not math.isfinite(offset):
+        raise DataError(f"offset must be finite, got {offset}")
     rng = np.random.default_rng(seed)
     proto = rng.standard_normal((n_classes, 1, dim), dtype=np.float32)
     xi = rng.standard_normal((n_classes, n_exemplars, dim), dtype=np.float32)
     x = (proto + np.float32(noise) * xi) / np.float32(math.sqrt(1.0 + noise**2))
-    return x.astype(np.float32)
+    return (x + np.float32(offset)).astype(np.float32)
 
 
 def write_exemplar_file(
@@ -372,12 +378,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dim", type=int, default=512)
     p.add_argument("--noise", type=float, default=0.75)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--offset", type=float, default=0.0, help="constant added to every coordinate")
     p.add_argument("--dataset", default=DEFAULT_DATASET)
     args = p.parse_args(argv)
     try:
-        x = synthetic_exemplars(args.n_classes, args.n_exemplars, args.dim, args.noise, args.seed)
+        x = synthetic_exemplars(args.n_classes, args.n_exemplars, args.dim, args.noise, args.seed,
+                                args.offset)
         write_exemplar_file(args.out, x, args.dataset,
-                            attrs={"noise": args.noise, "seed": args.seed, "synthetic": True})
+                            attrs={"noise": args.noise, "seed": args.seed, "offset": args.offset,
+                                   "synthetic": True})
     except (DataError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -69,7 +69,8 @@ def load_data(cfg: TrainConfig) -> Float[np.ndarray, "classes exemplars dim"]:
     n_total = cfg.n_classes + cfg.n_holdout_classes
     if cfg.data_path is None:
         return synthetic_exemplars(
-            n_total, cfg.n_exemplars, cfg.synth_dim, cfg.synth_noise, cfg.synth_seed
+            n_total, cfg.n_exemplars, cfg.synth_dim, cfg.synth_noise, cfg.synth_seed,
+            cfg.synth_offset,
         )
     return load_exemplars(cfg.data_path, cfg.data_dataset, n_total, cfg.n_exemplars)
 
@@ -116,6 +117,7 @@ def _model_builder(cfg: TrainConfig, feature_dim: int) -> Callable:
             positional=cfg.positional,
             tie_labels=cfg.tie_labels,
             unembed_init=cfg.unembed_init,
+            label_init_scale=cfg.label_init_scale,
             key=key,
         )
     )
