@@ -17,13 +17,11 @@ Run with single-threaded XLA on a shared 2-core CPU for a fair per-process numbe
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from transformer.config import preset_config
 from transformer.data import Sequences, synthetic_exemplars
