@@ -9,7 +9,7 @@ Synthetic exemplars: class prototypes :math:`\\mu_c \\sim N(0, I_D)` and exempla
    \\qquad \\xi_{c,e} \\sim N(0, I_D),
 
 so every exemplar has unit expected per-coordinate variance and ``ε`` sets the within-class
-spread. An optional ``offset`` :math:`m` is added to every coordinate, :math:`x_{c,e} + m\,\mathbf 1`:
+spread. An optional ``offset`` :math:`m` is added to every coordinate, :math:`x_{c,e} + m\\,\\mathbf 1`:
 a component shared by all exemplars, like the large positive mean of the study's ResNet-18
 features (post-ReLU, so non-negative). It decides which strategy the transformer learns first
 (docs/cpu_quick_preset.md): with centred features (``m = 0``) in-weights learning (CIWL) forms
