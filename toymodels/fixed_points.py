@@ -394,10 +394,8 @@ def check_phase_diagram_with_runs(
     partners large; reported as a solver failure); its state there is classified.
     """
     from .dynamics import GradientFlow
-    from .losses import loss_params
+    from .losses import VectorStats, loss_params, loss_terms
     from .reduced import simulate_reduced, typical_initial_stats
-
-    from .losses import VectorStats, loss_terms
 
     rng = np.random.default_rng(seed)
     model = coopetition_model(pd.dims)

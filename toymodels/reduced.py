@@ -132,10 +132,11 @@ class ReducedDynamics:
         return self.symbolic.coordinates
 
     # ------------------------------------------------------------------ columns
-    # The solvers carry the state as one array per (coordinate, vector) — "columns" — rather than
-    # (..., V) arrays: stacking the per-vector results back into (..., V) arrays at every step makes
-    # XLA recompute the subexpressions that the vectors' updates share (≈ 2.5× the cost of a (P, E, W)
-    # step). ``Columns`` maps a coordinate name to a tuple of V arrays (model order).
+    # The dynamics are computed on "columns" — one array per (coordinate, vector) — and can be
+    # carried that way by the integrators (solve_reduced(columns=True), chosen by use_columns): in
+    # large vmapped (P, E, W) batches, stacking the per-vector results back into (..., V) arrays at
+    # every step makes XLA recompute the subexpressions the vectors' updates share (1.8× the cost).
+    # ``Columns`` maps a coordinate name to a tuple of V arrays (model order).
 
     def to_columns(self, state: ReducedState) -> dict[str, tuple]:
         """The state as columns: coordinate name → one array (...,) per vector."""

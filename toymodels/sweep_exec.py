@@ -31,7 +31,7 @@ import numpy as np
 from .clamps import Clamp, apply_clamps, free_masks
 from .dynamics import GradientDescent, Method, Trajectory, flow_trajectory, gd_trajectory, solve_in_passes
 from .init import draw_vectors
-from .losses import LossParams, ToyModel, loss_terms, stats_of, total_loss_from_stats
+from .losses import LossParams, ToyModel, loss_terms, stats_of
 from .precision import numerics
 from .sweep_spec import SweepSpec
 from .sweep_verdicts import VerdictThresholds, saddle_levels, summarise
@@ -63,11 +63,9 @@ def sweep_measures(model: ToyModel, stats, mu, alpha, dims=None) -> dict[str, ja
 
 def _full_run(model: ToyModel, method: Method, masks, targets, init, lp: LossParams) -> Trajectory:
     # the full-vector dynamics of toymodels.dynamics.simulate: the clamp-masked gradient of the total loss
-    def loss_fn(params):
-        return total_loss_from_stats(model, stats_of(params, targets), lp)
+    from .dynamics import _full_model_functions
 
-    def masked_grad(params):
-        return {k: masks[k] * g for k, g in jax.grad(loss_fn)(params).items()}
+    loss_fn, masked_grad, _ = _full_model_functions(model, targets, masks, lp)
 
     def measures(params):
         return sweep_measures(model, stats_of(params, targets), lp.mu, lp.alpha)
@@ -209,19 +207,15 @@ def compute_chunk(
             dyn = reduced_dynamics(model, clamps, coordinates=spec.coordinates)
             state0 = initial_state(dyn, initial_stats_from_vectors(tgt, ini), dtype)
             params = ReducedParams(R=R.astype(dtype), dims=dims_all.astype(dtype), mu=mu.astype(dtype), alpha=alpha.astype(dtype))
-
-            def solve(m, inputs):
-                args, n = shard_runs(inputs, devices)
-                return jax.tree.map(lambda x: x[:n], reduced_batch(dyn, m, *args))
-
             inputs = (state0, params)
+            batch = functools.partial(reduced_batch, dyn)
         else:
-
-            def solve(m, inputs):
-                args, n = shard_runs(inputs, devices)
-                return jax.tree.map(lambda x: x[:n], full_batch(model, m, tuple(clamps), dtype, *args))
-
             inputs = (tgt, ini, mu.astype(dtype), alpha.astype(dtype))
+            batch = lambda m, *args: full_batch(model, m, tuple(clamps), dtype, *args)  # noqa: E731
+
+        def solve(m, inputs):
+            args, n = shard_runs(inputs, devices)
+            return jax.tree.map(lambda x: x[:n], batch(m, *args))
         is_gd = isinstance(method, GradientDescent)
 
         def failed_runs(result):
