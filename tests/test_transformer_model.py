@@ -104,8 +104,57 @@ def test_clamped_attention_is_reflected():
     assert not np.allclose(logits, forward(model, feats, labels))
 
 
-def test_batched_logits_match_per_sequence_forward():
-    model = make(mlp=True)
+def _reference_attention(attn, x):
+    """Independent slow attention: per head, per query position, with NumPy loops."""
+    wq, wk, wv, wo = (np.asarray(w, np.float64) for w in (attn.wq, attn.wk, attn.wv, attn.wo))
+    x = np.asarray(x, np.float64)
+    heads, dh, _ = wq.shape
+    t_len = x.shape[0]
+    out, patterns = np.zeros_like(x), np.zeros((heads, t_len, t_len))
+
+    def rope(m):  # rotate (first half, second half) coordinate pairs of token t by t * theta_j
+        half = dh // 2
+        r = m.copy()
+        for t in range(t_len):
+            for j in range(half):
+                a = t * 10000.0 ** (-j / half)
+                r[t, j] = m[t, j] * np.cos(a) - m[t, j + half] * np.sin(a)
+                r[t, j + half] = m[t, j] * np.sin(a) + m[t, j + half] * np.cos(a)
+        return r
+
+    for h in range(heads):
+        q, k, v = x @ wq[h].T, x @ wk[h].T, x @ wv[h].T
+        if attn.rope:
+            q, k = rope(q), rope(k)
+        for t in range(t_len):
+            s = np.array([q[t] @ k[j] for j in range(t + 1)]) / np.sqrt(dh)
+            p = np.exp(s - s.max())
+            p /= p.sum()
+            patterns[h, t, : t + 1] = p
+            out[t] += wo[h] @ (p @ v[: t + 1])
+    return out, patterns
+
+
+@pytest.mark.parametrize("positional", ["learned", "rope"])
+def test_attention_matches_slow_reference(positional):
+    """Both attention paths (one sequence with patterns; a batch, summed) equal NumPy loops."""
+    attn = make(positional).blocks[1].attn
+    x = np.random.default_rng(4).standard_normal((3, T, 16)).astype(np.float32)
+    ref = [_reference_attention(attn, xi) for xi in x]
+    one_sequence = jax.jit(lambda a, xi: a(xi, np.ones(4, np.float32), None))
+    for xi, (out, patterns) in zip(x, ref):
+        got, got_patterns, head_out = one_sequence(attn, xi)
+        np.testing.assert_allclose(got, out, atol=1e-5)
+        np.testing.assert_allclose(got_patterns, patterns, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(head_out).sum(0), out, atol=1e-5)
+    batch = jax.jit(lambda a, xs: a.residual(xs))(attn, x)
+    np.testing.assert_allclose(batch, np.stack([o for o, _ in ref]), atol=1e-5)
+
+
+@pytest.mark.parametrize("positional, mlp", [("learned", True), ("rope", False),
+                                             ("sinusoidal", False)])
+def test_batched_logits_match_per_sequence_forward(positional, mlp):
+    model = make(positional, mlp)
     rng = np.random.default_rng(3)
     feats = rng.standard_normal((6, K + 1, DIM)).astype(np.float32)
     labels = rng.integers(0, LABELS, (6, K))

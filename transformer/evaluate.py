@@ -38,7 +38,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from .config import TrainConfig
 from .data import Sequences, SequenceSpec, gather_features, sample_sequences
-from .model import Transformer, forward, forward_with_activations, query_loss
+from .model import Transformer, batched_logits, forward_with_activations, query_loss
 
 EVALUATORS: dict[str, str] = {
     "train_eval": "train",
@@ -136,7 +136,8 @@ def sequence_metrics(
 
     def one(s: Sequences):
         feats = exemplars[s.classes, s.exemplars]
-        logits = forward(model, feats, s.labels)
+        # the training path's logits (blocks on the whole chunk once lax.map batches this)
+        logits = batched_logits(model, feats[None], s.labels[None])[0]
         loss = query_loss(logits[None], s.target[None])[0]
         ctx_logits = logits[s.labels]
         ic_pred = s.labels[jnp.argmax(ctx_logits)]
