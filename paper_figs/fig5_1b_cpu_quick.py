@@ -1,6 +1,6 @@
 """Fig. 5.1b / 5.9b-style figure of the `cpu-quick` preset.
 
-    python paper_figs/fig5_1b_cpu_quick.py                 # trains (≈ 15 min on 2 cores), plots
+    python paper_figs/fig5_1b_cpu_quick.py                 # trains (≈ 10 min on 2 cores), plots
     python paper_figs/fig5_1b_cpu_quick.py --log RUN/log.h5  # plots an existing run
 
 Writes ``paper_figs/fig5_1b_cpu_quick.png`` and prints the headline numbers (peak and final
