@@ -220,3 +220,17 @@ def test_unembed_initialised_from_label_table():
     with pytest.raises(ValueError, match="unembed_init"):
         Transformer(DIM, LABELS, T, d_model=16, n_heads=4, unembed_init="zeros",
                     key=jax.random.PRNGKey(0))
+
+
+def test_query_loss_is_cross_entropy_with_softmax_gradient():
+    """Loss = -log softmax(z)[t] (NumPy, float64) and its gradient is softmax(z) - onehot(t)."""
+    rng = np.random.default_rng(3)
+    logits = (8 * rng.standard_normal((6, 50))).astype(np.float32)
+    target = rng.integers(0, 50, 6)
+    z = logits.astype(np.float64)
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    expected = -np.log(p[np.arange(6), target])
+    np.testing.assert_allclose(M.query_loss(logits, target), expected, rtol=1e-5, atol=1e-5)
+    grad = jax.grad(lambda z: M.query_loss(z, target).sum())(logits)
+    np.testing.assert_allclose(grad, p - np.eye(50)[target], atol=1e-6)

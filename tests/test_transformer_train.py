@@ -229,3 +229,43 @@ def test_cli_subprocess_exit_code_no_traceback(tmp_path):
     )
     assert r.returncode == 2
     assert r.stderr.strip() == "error: context_pairs: 2 is shorter than 2 x burstiness = 4"
+
+
+@pytest.mark.parametrize("tie_labels", [False, True])
+def test_scan_fused_chunk_equals_per_step_adam_loop(tie_labels):
+    """The scan-fused trainer (sampling inside the scan, U carried transposed) takes the same
+    Adam steps as a plain per-step loop: eqx gradient of the model, optax update, one batch
+    drawn from ``fold_in(PRNGKey(train_seed), t)`` per step."""
+    import jax.numpy as jnp
+
+    from transformer.data import gather_features, sample_sequences
+    from transformer.evaluate import train_spec
+    from transformer.model import batched_logits, query_loss
+    from transformer.train import make_optimizer, make_train_chunk
+
+    cfg = tiny(tie_labels=tie_labels, lr=1e-2)
+    exemplars = jnp.asarray(synthetic_exemplars(cfg.n_classes, cfg.n_exemplars, cfg.synth_dim,
+                                                cfg.synth_noise, 0, cfg.synth_offset))
+    optimizer = make_optimizer(cfg)
+    model0 = init_model(cfg, cfg.synth_dim)
+    opt0 = optimizer.init(eqx.filter(model0, eqx.is_array))
+    n = 12
+    fused, _, losses = make_train_chunk(cfg, optimizer, None)(
+        model0, opt0, exemplars, jnp.asarray(3, jnp.int32), n)
+
+    spec, key = train_spec(cfg), jax.random.PRNGKey(cfg.train_seed)
+    model, opt, ref_losses = model0, opt0, []
+    for t in range(3, 3 + n):
+        seqs = sample_sequences(jax.random.fold_in(key, t), spec, cfg.batch_size)
+        feats = gather_features(exemplars, seqs)
+        loss, grads = eqx.filter_value_and_grad(
+            lambda m: query_loss(batched_logits(m, feats, seqs.labels), seqs.target).mean()
+        )(model)
+        updates, opt = optimizer.update(eqx.filter(grads, eqx.is_array), opt,
+                                        eqx.filter(model, eqx.is_array))
+        model = eqx.apply_updates(model, updates)
+        ref_losses.append(loss)
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-4)
+    for a, b in zip(jax.tree_util.tree_leaves(fused), jax.tree_util.tree_leaves(model)):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert fused.unembedding()[0].shape == (cfg.n_classes, cfg.d_model)

@@ -370,6 +370,11 @@ def batched_logits(
 def query_loss(
     logits: Float[Array, "batch n_labels"], target: Int[Array, " batch"]
 ) -> Float[Array, " batch"]:
-    """Per-sequence cross-entropy ``-log softmax(logits)[target]``."""
-    logp = jax.nn.log_softmax(logits, axis=-1)
-    return -jnp.take_along_axis(logp, target[:, None], axis=-1)[:, 0]
+    """Per-sequence cross-entropy ``-log softmax(logits)[target] = logsumexp(logits) - logits[target]``.
+
+    The target's logit is picked with a one-hot mask rather than an indexed gather, so the
+    gradient ``softmax(logits) - onehot(target)`` is one fused elementwise pass (the gather's
+    gradient would zero-fill a ``batch × n_labels`` array and scatter into it every step).
+    """
+    onehot = target[:, None] == jnp.arange(logits.shape[-1])
+    return jax.nn.logsumexp(logits, axis=-1) - jnp.where(onehot, logits, 0.0).sum(-1)

@@ -223,14 +223,18 @@ def _build_chunk_core(cfg, optimizer, frozen) -> Callable:
     @eqx.filter_jit
     def core(model, opt_state, exemplars, train_key, step0, n_steps: int):
         params, static = eqx.partition(model, eqx.is_array)
+        # carried with U stored as U^T (see _transpose_unembedding); undone after the scan
+        params, opt_state = _transpose_unembedding(params), _transpose_unembedding(opt_state)
 
         def step(carry, t):
             params, opt_state = carry
             seqs = sample_sequences(jax.random.fold_in(train_key, t), spec, cfg.batch_size)
             feats = gather_features(exemplars, seqs)
-            model = eqx.combine(params, static)
-            loss, grads = eqx.filter_value_and_grad(loss_fn)(model, feats, seqs)
-            grads = eqx.filter(grads, eqx.is_array)
+
+            def carried_loss(p):
+                return loss_fn(eqx.combine(_transpose_unembedding(p), static), feats, seqs)
+
+            loss, grads = jax.value_and_grad(carried_loss)(params)
             updates, opt_state = optimizer.update(grads, opt_state, params)
             if frozen is not None:
                 updates = jax.tree_util.tree_map(
@@ -242,9 +246,29 @@ def _build_chunk_core(cfg, optimizer, frozen) -> Callable:
         (params, opt_state), losses = jax.lax.scan(
             step, (params, opt_state), step0 + jnp.arange(n_steps)
         )
+        params, opt_state = _transpose_unembedding(params), _transpose_unembedding(opt_state)
         return eqx.combine(params, static), opt_state, losses
 
     return core
+
+
+def _transpose_unembedding(tree: PyTree) -> PyTree:
+    """``tree`` with every unembedding matrix ``U`` (n_labels × d) replaced by ``Uᵀ``, and back.
+
+    Applies to the parameters and to the optimiser state's copies of them (Adam's moments),
+    found by their path ending in ``.unembed.weight``. Inside the training scan ``U`` is carried
+    as ``Uᵀ`` (d × n_labels), so that the logits ``z Uᵀ`` and the gradient ``∂L/∂Uᵀ = zᵀ g`` are
+    plain row-major matrix products (with ``U`` itself the gradient ``gᵀ z`` contracts over the
+    leading axis of a 32 × 12800 array: ≈ 0.5 ms more per step at 12800 labels on CPU). Adam
+    and weight decay act elementwise, so the update of each entry is the same in either layout;
+    only the matrix products' summation order differs.
+    """
+
+    def swap(path, leaf):
+        is_u = jax.tree_util.keystr(path).endswith(".unembed.weight")
+        return leaf.T if is_u and getattr(leaf, "ndim", 0) == 2 else leaf
+
+    return jax.tree_util.tree_map_with_path(swap, tree)
 
 
 # ----------------------------------------------------------------------------------------------
