@@ -234,7 +234,8 @@ def _build_chunk_core(cfg, optimizer, frozen) -> Callable:
             def carried_loss(p):
                 return loss_fn(eqx.combine(_transpose_unembedding(p), static), feats, seqs)
 
-            loss, grads = jax.value_and_grad(carried_loss)(params)
+            loss, grads = eqx.filter_value_and_grad(carried_loss)(params)
+            grads = eqx.filter(grads, eqx.is_array)
             updates, opt_state = optimizer.update(grads, opt_state, params)
             if frozen is not None:
                 updates = jax.tree_util.tree_map(
