@@ -52,6 +52,42 @@ def test_synthetic_formula_and_seed():
         synthetic_exemplars(6, 5, 7, 0.75, seed=3, offset=float("nan"))
 
 
+def test_synthetic_variants_share_a_base_prototype():
+    rho = 0.5
+    plain = synthetic_exemplars(10, 3, 6, 0.0, seed=2)  # ε = 0: exemplars are the prototypes δ_c
+    grouped = synthetic_exemplars(10, 3, 6, 0.0, seed=2, variants=4, variant_scale=rho)
+    # variants = 1 is the plain generator, whatever the scale
+    np.testing.assert_array_equal(
+        synthetic_exemplars(10, 3, 6, 0.75, seed=2, variants=1, variant_scale=0.3),
+        synthetic_exemplars(10, 3, 6, 0.75, seed=2),
+    )
+    # μ_c sqrt(1+ρ²) - ρ δ_c = β_{c // 4}: one base per group of 4 consecutive classes (10 → 3 groups)
+    base = grouped[:, 0] * np.sqrt(1 + rho**2) - rho * plain[:, 0]
+    for members in (range(0, 4), range(4, 8), range(8, 10)):
+        np.testing.assert_allclose(base[list(members)], np.broadcast_to(base[members[0]], (len(members), 6)),
+                                   atol=1e-5)
+    assert np.abs(base[0] - base[4]).max() > 0.1 and np.abs(base[4] - base[8]).max() > 0.1
+    # ρ = 0: the classes of a group coincide
+    same = synthetic_exemplars(8, 2, 5, 0.0, seed=1, variants=4, variant_scale=0.0)
+    np.testing.assert_array_equal(same[1], same[0])
+    assert not np.array_equal(same[4], same[0])
+    # the within-class noise ξ does not depend on the grouping
+    noisy = synthetic_exemplars(10, 3, 6, 0.75, seed=2, variants=4, variant_scale=rho)
+    xi_grouped = noisy * np.sqrt(1 + 0.75**2) - grouped[:, :1]
+    xi_plain = synthetic_exemplars(10, 3, 6, 0.75, seed=2) * np.sqrt(1 + 0.75**2) - plain[:, :1]
+    np.testing.assert_allclose(xi_grouped, xi_plain, atol=1e-5)
+    # statistics: unit variance, prototype correlation 1/(1+ρ²) within a group, 0 across groups
+    big = synthetic_exemplars(4000, 1, 64, 0.0, seed=5, variants=2, variant_scale=rho)[:, 0]
+    assert abs(big.var() - 1.0) < 0.03
+    within = np.mean(np.sum(big[0::2] * big[1::2], 1)) / 64
+    across = np.mean(np.sum(big[0:-2:2] * big[3::2], 1)) / 64
+    assert abs(within - 1 / (1 + rho**2)) < 0.03 and abs(across) < 0.03
+    for kwargs, name in ((dict(variants=0), "variants"), (dict(variant_scale=-1.0), "variant_scale"),
+                         (dict(variants=2, variant_scale=float("nan")), "variant_scale")):
+        with pytest.raises(DataError, match=name):
+            synthetic_exemplars(4, 2, 3, 0.5, seed=0, **kwargs)
+
+
 def test_file_roundtrip_and_splits(tmp_path):
     x = synthetic_exemplars(10, 4, 3, 0.5, seed=0)
     p = tmp_path / "ex.h5"

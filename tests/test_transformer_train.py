@@ -16,7 +16,7 @@ import pytest
 
 from transformer.config import ConfigError, TrainConfig, preset_config
 from transformer.data import synthetic_exemplars, write_exemplar_file
-from transformer.train import init_model, main, train
+from transformer.train import init_model, load_data, main, train
 
 ENV = {
     **os.environ,
@@ -184,6 +184,15 @@ def test_config_json_roundtrip_and_bad_values():
         tiny(label_init_scale=0.0).validate()
     with pytest.raises(ConfigError, match="synth_offset"):
         tiny(synth_offset=float("inf")).validate()
+    with pytest.raises(ConfigError, match="synth_variants"):
+        tiny(synth_variants=0).validate()
+    with pytest.raises(ConfigError, match="synth_variant_scale"):
+        tiny(synth_variant_scale=-0.5).validate()
+    # the run's data follow the config's variant structure
+    grouped = tiny(synth_variants=4, synth_variant_scale=0.0, synth_noise=0.0)
+    x = load_data(grouped)
+    np.testing.assert_array_equal(x[1], x[0])
+    assert not np.array_equal(x[4], x[0])
 
 
 def _cli(argv, capsys):
@@ -200,6 +209,7 @@ def _cli(argv, capsys):
         (["--preset", "tiny", "--context-pairs", "3", "--burstiness", "2"], "context_pairs: 3 is shorter"),
         (["--preset", "tiny", "--data-path", "/nonexistent/x.h5"], "data_path: no such file"),
         (["--preset", "tiny", "--lr", "fast"], "lr: cannot parse 'fast'"),
+        (["--preset", "tiny", "--lr-steps", "((100,1e-3),)"], "lr_steps: cannot parse '((100,1e-3),)' as STEP:LR"),
         (["--preset", "tiny", "--n-classes", "2"], "n_classes"),
     ],
 )

@@ -39,6 +39,8 @@ class TrainConfig:
     synth_noise: float = 0.5
     synth_seed: int = 0
     synth_offset: float = 0.0  # constant added to every feature coordinate (see data.py)
+    synth_variants: int = 1  # classes per shared base prototype (study: 8 rotations/flips)
+    synth_variant_scale: float = 1.0  # spread ρ of a group's prototypes around its base
     # sequences
     context_pairs: int = 2
     burstiness: int = 1
@@ -152,6 +154,12 @@ class TrainConfig:
             raise ConfigError(f"zipf_alpha: must be >= 0, got {self.zipf_alpha}")
         if self.synth_noise < 0:
             raise ConfigError(f"synth_noise: must be >= 0, got {self.synth_noise}")
+        if self.synth_variants < 1:
+            raise ConfigError(f"synth_variants: must be >= 1, got {self.synth_variants}")
+        if not (math.isfinite(self.synth_variant_scale) and self.synth_variant_scale >= 0):
+            raise ConfigError(
+                f"synth_variant_scale: must be finite and >= 0, got {self.synth_variant_scale}"
+            )
         if not math.isfinite(self.synth_offset):
             raise ConfigError(f"synth_offset: must be finite, got {self.synth_offset}")
         if self.graft_modules and not self.graft_from:

@@ -72,19 +72,45 @@ class DataError(ValueError):
 
 
 def synthetic_exemplars(
-    n_classes: int, n_exemplars: int, dim: int, noise: float, seed: int, offset: float = 0.0
+    n_classes: int,
+    n_exemplars: int,
+    dim: int,
+    noise: float,
+    seed: int,
+    offset: float = 0.0,
+    variants: int = 1,
+    variant_scale: float = 1.0,
 ) -> Float[np.ndarray, "classes exemplars dim"]:
-    """Return ``(μ_c + ε ξ_{c,e}) / sqrt(1 + ε²) + offset`` as float32, seeded (numpy PCG64)."""
-    for name, value in (("n_classes", n_classes), ("n_exemplars", n_exemplars), ("dim", dim)):
+    """Synthetic exemplars ``x_{c,e} = (μ_c + ε ξ_{c,e}) / sqrt(1 + ε²) + offset``, float32, seeded.
+
+    ``ξ`` are i.i.d. standard normal. With ``variants`` = 1 the class prototypes ``μ_c = δ_c`` are
+    i.i.d. standard normal. With ``variants`` = V > 1 the classes come in groups of V consecutive
+    classes that share a base prototype, like the study's 12800 Omniglot classes (1600 characters
+    × 8 rotations and flips): ``μ_c = (β_{⌊c/V⌋} + ρ δ_c) / sqrt(1 + ρ²)`` with base prototypes
+    ``β`` i.i.d. standard normal and ``ρ`` = ``variant_scale``, so every prototype is still
+    standard normal and two classes of one group have prototype correlation ``1 / (1 + ρ²)``.
+    The draws are ``δ`` (classes × 1 × dim), then ``ξ``, then ``β`` (numpy PCG64 from ``seed``),
+    so ``ξ`` and ``δ`` do not depend on ``variants``.
+    """
+    for name, value in (
+        ("n_classes", n_classes), ("n_exemplars", n_exemplars), ("dim", dim), ("variants", variants)
+    ):
         if int(value) < 1:
             raise DataError(f"{name} must be >= 1, got {value}")
     if not (math.isfinite(noise) and noise >= 0):
         raise DataError(f"noise must be finite and >= 0, got {noise}")
     if not math.isfinite(offset):
         raise DataError(f"offset must be finite, got {offset}")
+    if not (math.isfinite(variant_scale) and variant_scale >= 0):
+        raise DataError(f"variant_scale must be finite and >= 0, got {variant_scale}")
     rng = np.random.default_rng(seed)
     proto = rng.standard_normal((n_classes, 1, dim), dtype=np.float32)
     xi = rng.standard_normal((n_classes, n_exemplars, dim), dtype=np.float32)
+    if variants > 1:
+        base = rng.standard_normal((-(-n_classes // variants), 1, dim), dtype=np.float32)
+        group = np.arange(n_classes) // variants
+        rho = np.float32(variant_scale)
+        proto = (base[group] + rho * proto) / np.float32(math.sqrt(1.0 + variant_scale**2))
     x = (proto + np.float32(noise) * xi) / np.float32(math.sqrt(1.0 + noise**2))
     return (x + np.float32(offset)).astype(np.float32)
 
@@ -379,14 +405,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--noise", type=float, default=0.75)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--offset", type=float, default=0.0, help="constant added to every coordinate")
+    p.add_argument("--variants", type=int, default=1,
+                   help="classes per shared base prototype (the study: 8 rotations/flips)")
+    p.add_argument("--variant-scale", type=float, default=1.0,
+                   help="spread of a group's class prototypes around its base prototype")
     p.add_argument("--dataset", default=DEFAULT_DATASET)
     args = p.parse_args(argv)
     try:
         x = synthetic_exemplars(args.n_classes, args.n_exemplars, args.dim, args.noise, args.seed,
-                                args.offset)
+                                args.offset, args.variants, args.variant_scale)
         write_exemplar_file(args.out, x, args.dataset,
                             attrs={"noise": args.noise, "seed": args.seed, "offset": args.offset,
-                                   "synthetic": True})
+                                   "variants": args.variants,
+                                   "variant_scale": args.variant_scale, "synthetic": True})
     except (DataError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

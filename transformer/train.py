@@ -70,7 +70,7 @@ def load_data(cfg: TrainConfig) -> Float[np.ndarray, "classes exemplars dim"]:
     if cfg.data_path is None:
         return synthetic_exemplars(
             n_total, cfg.n_exemplars, cfg.synth_dim, cfg.synth_noise, cfg.synth_seed,
-            cfg.synth_offset,
+            cfg.synth_offset, cfg.synth_variants, cfg.synth_variant_scale,
         )
     return load_exemplars(cfg.data_path, cfg.data_dataset, n_total, cfg.n_exemplars)
 
@@ -496,7 +496,11 @@ def _parse_value(field: dataclasses.Field, text: str) -> Any:
             return None if text.lower() == "none" else text
         return text
     except ValueError:
-        raise ConfigError(f"{name}: cannot parse {text!r} as {field.type}") from None
+        expected = _LR_STEPS_FORMAT if name == "lr_steps" else field.type
+        raise ConfigError(f"{name}: cannot parse {text!r} as {expected}") from None
+
+
+_LR_STEPS_FORMAT = "STEP:LR pairs, comma-separated (e.g. 12000:1e-3,20000:2e-3)"
 
 
 def build_parser() -> argparse.ArgumentParser:
