@@ -158,20 +158,31 @@ def frozen_mask(model: Transformer, modules: tuple[str, ...]) -> PyTree[bool]:
     return mask
 
 
-def load_donor(cfg: TrainConfig, feature_dim: int) -> Transformer:
-    """The model saved at ``cfg.graft_from`` (a run directory, checkpoint directory or model.eqx)."""
-    path = cfg.graft_from
+def load_checkpoint(
+    path: str, what: str = "checkpoint", feature_dim: int | None = None
+) -> tuple[TrainConfig, Transformer]:
+    """``(config, model)`` saved at ``path``: a run directory (its latest checkpoint), a checkpoint
+    directory or its ``model.eqx``. ``feature_dim`` defaults to the saved run's data. A missing
+    checkpoint is a :class:`ConfigError` naming ``what``.
+    """
+    given = path
     if os.path.isdir(path) and os.path.isfile(os.path.join(path, "latest")):
-        path = _latest_checkpoint(path)
+        path = _latest_checkpoint(path) or path
     if os.path.isdir(path):
         path = os.path.join(path, "model.eqx")
     meta_path = os.path.join(os.path.dirname(path), "meta.json")
     if not (os.path.isfile(path) and os.path.isfile(meta_path)):
-        raise ConfigError(f"graft_from: no checkpoint (model.eqx + meta.json) at {cfg.graft_from!r}")
+        raise ConfigError(f"{what}: no checkpoint (model.eqx + meta.json) at {given!r}")
     with open(meta_path) as f:
-        donor_cfg = TrainConfig.from_json(json.load(f)["config"])
-    template = init_model(donor_cfg, feature_dim)
-    return eqx.tree_deserialise_leaves(path, template)
+        cfg = TrainConfig.from_json(json.load(f)["config"])
+    if feature_dim is None:
+        feature_dim = cfg.synth_dim if cfg.data_path is None else load_data(cfg).shape[-1]
+    return cfg, eqx.tree_deserialise_leaves(path, init_model(cfg, feature_dim))
+
+
+def load_donor(cfg: TrainConfig, feature_dim: int) -> Transformer:
+    """The model saved at ``cfg.graft_from`` (a run directory, checkpoint directory or model.eqx)."""
+    return load_checkpoint(cfg.graft_from, "graft_from", feature_dim)[1]
 
 
 def structural(cfg: TrainConfig) -> TrainConfig:
