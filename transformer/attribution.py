@@ -39,7 +39,7 @@ from .model import Transformer, forward_with_activations
 def part_names(model: Transformer) -> tuple[str, ...]:
     """Names of the residual-stream parts, in the order of :func:`margin_parts`."""
     names = ["direct"]
-    for layer, block in enumerate(model.blocks, start=1):
+    for layer in range(1, len(model.blocks) + 1):
         names += [f"L{layer}H{h}" for h in range(model.n_heads)]
     for layer, block in enumerate(model.blocks, start=1):
         if block.mlp is not None:
@@ -70,16 +70,15 @@ def margin_parts(
     beta = ln.bias if ln.bias is not None else jnp.zeros_like(r)
     u, c = model.unembedding()
     others = (labels != target).astype(r.dtype)
-    # w · z = z_y − mean_{others} z_l for w = onehot(y) − others / |others| over context tokens
-    w_rows = u[target] - (others[:, None] * u[labels]).sum(0) / jnp.maximum(others.sum(), 1.0)
+    others = others / jnp.maximum(others.sum(), 1.0)  # mean over the other context label tokens
+
+    def margin(v):  # v_y − mean_{others} v_l, for any per-label quantity v
+        return v[target] - others @ v[labels]
+
+    w_rows = margin(u)  # the margin is linear in z = U LN(r) + c
     normed = gamma * (parts - parts.mean(-1, keepdims=True)) / sigma
-    part_margin = normed @ w_rows
-    const = beta @ w_rows
-    total = logits[target] - (others * logits[labels]).sum() / jnp.maximum(others.sum(), 1.0)
-    if c is not None:
-        bias_margin = c[target] - (others * c[labels]).sum() / jnp.maximum(others.sum(), 1.0)
-        const = const + bias_margin
-    return part_margin, const, total
+    const = beta @ w_rows + (margin(c) if c is not None else 0.0)
+    return normed @ w_rows, const, margin(logits)
 
 
 @jax.jit
