@@ -37,11 +37,16 @@ TRUTH = dict(span=12000.0, mu1=0.15, alpha=0.08, dim_a=25.0, dim_bc=18.0, dim_d=
 def main() -> int:
     spec = spec_for(["icl", "ciwl", "total"])
     seen = np.linspace(0, 1.6e6, 41)
-    curves = toy_generated_curves(spec, TRUTH, seen, {"icl": 3.0, "ciwl": 4.0, "total": 20.0}, {"icl": 0.5, "ciwl": 0.2, "total": 1.0})
+    curves = toy_generated_curves(
+        spec, TRUTH, seen, {"icl": 3.0, "ciwl": 4.0, "total": 20.0}, {"icl": 0.5, "ciwl": 0.2, "total": 1.0}
+    )
     settings = FitSettings(n_starts=8)
-    print(f"bridge fit: 3 curves × {seen.size} points, {settings.n_starts} starts, "
-          f"Adam {settings.optimiser.adam_steps} + LM ≤ {settings.optimiser.lm_steps} iterations; {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"bridge fit: 3 curves × {seen.size} points, {settings.n_starts} starts, "
+        f"Adam {settings.optimiser.adam_steps} + LM ≤ {settings.optimiser.lm_steps} iterations; "
+        f"{os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     t, c = time.perf_counter(), time.process_time()
     result = fit_curves(curves, spec, settings)
     cold, cold_cpu = time.perf_counter() - t, time.process_time() - c
@@ -49,9 +54,15 @@ def main() -> int:
     result = fit_curves(curves, spec, settings)
     warm, warm_cpu = time.perf_counter() - t, time.process_time() - c
     err = max(abs(result.params[k] - v) / v for k, v in TRUTH.items())
-    print(f"fit_curves, fresh process (incl. compilation): {cold:6.1f} s wall, {cold_cpu:6.1f} s CPU (all threads)")
-    print(f"fit_curves, warm:                              {warm:6.1f} s wall, {warm_cpu:6.1f} s CPU   max relative parameter error {err:.1e}, "
-          f"{int(np.sum(result.converged))}/{settings.n_starts} starts converged, cost {result.cost:.2e}")
+    print(
+        f"fit_curves, fresh process (incl. compilation): {cold:6.1f} s wall, "
+        f"{cold_cpu:6.1f} s CPU (all threads)"
+    )
+    print(
+        f"fit_curves, warm:                              {warm:6.1f} s wall, {warm_cpu:6.1f} s CPU   "
+        f"max relative parameter error {err:.1e}, "
+        f"{int(np.sum(result.converged))}/{settings.n_starts} starts converged, cost {result.cost:.2e}"
+    )
 
     theta0 = initial_guesses(spec, curves, settings)
     u = seen / seen[-1]
@@ -59,24 +70,40 @@ def main() -> int:
     sigma = Y.std(axis=1)
     args = (jnp.asarray(u), jnp.asarray(Y), jnp.asarray(sigma))
     with numerics("float64"):
-        jax.block_until_ready(minimise_starts(spec, settings.solve, settings.optimiser, jnp.asarray(theta0), *args))
+        jax.block_until_ready(
+            minimise_starts(spec, settings.solve, settings.optimiser, jnp.asarray(theta0), *args)
+        )
         t = time.perf_counter()
-        jax.block_until_ready(minimise_starts(spec, settings.solve, settings.optimiser, jnp.asarray(theta0), *args))
+        jax.block_until_ready(
+            minimise_starts(spec, settings.solve, settings.optimiser, jnp.asarray(theta0), *args)
+        )
         vmapped = time.perf_counter() - t
-        jax.block_until_ready(minimise_starts_loop(spec, settings.solve, settings.optimiser, jnp.asarray(theta0[:1]), *args))  # compile
+        jax.block_until_ready(
+            minimise_starts_loop(spec, settings.solve, settings.optimiser, jnp.asarray(theta0[:1]), *args)
+        )  # compile
         t = time.perf_counter()
-        jax.block_until_ready(minimise_starts_loop(spec, settings.solve, settings.optimiser, jnp.asarray(theta0[:1]), *args))
+        jax.block_until_ready(
+            minimise_starts_loop(spec, settings.solve, settings.optimiser, jnp.asarray(theta0[:1]), *args)
+        )
         single = time.perf_counter() - t
         t = time.perf_counter()
-        jax.block_until_ready(minimise_starts_loop(spec, settings.solve, settings.optimiser, jnp.asarray(theta0), *args))
+        jax.block_until_ready(
+            minimise_starts_loop(spec, settings.solve, settings.optimiser, jnp.asarray(theta0), *args)
+        )
         loop = time.perf_counter() - t
     print(f"minimisation, 8 starts vmapped (warm):         {vmapped:6.1f} s")
-    print(f"minimisation, 8 starts one at a time (warm):   {loop:6.1f} s   (loop time / vmapped time = {loop / vmapped:.2f})")
+    print(
+        f"minimisation, 8 starts one at a time (warm):   {loop:6.1f} s   "
+        f"(loop time / vmapped time = {loop / vmapped:.2f})"
+    )
     print(f"minimisation, a single start (warm):           {single:6.1f} s")
     # on a shared machine wall-clock time is inflated by the load; CPU time summed over the
     # process's threads, divided by the 2 cores, is the load-independent estimate
     ok = min(cold, cold_cpu / 2) < 60.0 and err < 1e-3
-    print(f"target (converged, < 60 s on 2 cores incl. compilation; wall, or CPU/2 under load): {'met' if ok else 'NOT met'}")
+    print(
+        f"target (converged, < 60 s on 2 cores incl. compilation; wall, or CPU/2 under load): "
+        f"{'met' if ok else 'NOT met'}"
+    )
     return 0 if ok else 1
 
 

@@ -11,7 +11,8 @@ any minimum) and (P, Q) (the sweep default in float64; several times cheaper per
    flow batches in two passes), GD and flow, timed after compilation and including it; the full-vector
    model runs ``--full-configs`` of the same configurations for the speed-up. Target: < 30 s.
 
-    python benchmarks/reduced_speed.py [--configs 10000] [--full-configs 200] [--repeats 3] [--coordinates PEW PQ]
+    python benchmarks/reduced_speed.py [--configs 10000] [--full-configs 200] [--repeats 3]
+        [--coordinates PEW PQ]
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from toymodels.dynamics import GradientDescent, GradientFlow, simulate
+from toymodels.dynamics import simulate
 from toymodels.init import draw_vectors
 from toymodels.losses import LossParams, coopetition_model, loss_params
+from toymodels.methods import GradientDescent, GradientFlow
 from toymodels.precision import numerics
 from toymodels.reduced import (
     ReducedParams,
@@ -63,20 +65,34 @@ def main() -> None:
     with numerics("float64"):
         targets, init = draw_vectors(model, [7])
     stats = initial_stats_from_vectors(targets, init)
-    print("\n1) one run, seed 7, mu1 = alpha = 0.1, to t = 16000 (after compilation, best of %d)" % args.repeats)
+    print(
+        f"\n1) one run, seed 7, mu1 = alpha = 0.1, to t = 16000 (after compilation, best of {args.repeats})"
+    )
     for method in (gd, flow):
         t_full = best_time(lambda: simulate(model, method, targets, init, lp), args.repeats)
         for coordinates in args.coordinates:
-            t_red = best_time(lambda: simulate_reduced(model, method, stats, lp, coordinates=coordinates), args.repeats)
+            t_red = best_time(
+                lambda: simulate_reduced(model, method, stats, lp, coordinates=coordinates), args.repeats
+            )
             # the compiled reduced solve alone (no input checks, host transfer or result object)
             dyn = reduced_dynamics(model, coordinates=coordinates)
             with numerics("float64") as dtype:
                 state = jax.device_put(initial_state(dyn, stats, dtype))
                 R = jnp.asarray(np.stack([stats[v].R for v in model.vectors], -1))
-                params = ReducedParams(R=R, dims=jnp.asarray([model.dims], dtype=float), mu=jnp.asarray([[0.1, 0.0]]), alpha=jnp.asarray([0.1]))
-                t_alone = best_time(lambda: jax.block_until_ready(_solve_batch(dyn, method, state, params)), args.repeats)
-            print(f"   {method.name:4s} {coordinates:3s}: reduced {t_red * 1e3:7.2f} ms (compiled solve alone {t_alone * 1e3:6.2f} ms)   "
-                  f"full {t_full * 1e3:8.2f} ms   speed-up {t_full / t_red:6.1f}x")
+                params = ReducedParams(
+                    R=R,
+                    dims=jnp.asarray([model.dims], dtype=float),
+                    mu=jnp.asarray([[0.1, 0.0]]),
+                    alpha=jnp.asarray([0.1]),
+                )
+                t_alone = best_time(
+                    lambda: jax.block_until_ready(_solve_batch(dyn, method, state, params)), args.repeats
+                )
+            print(
+                f"   {method.name:4s} {coordinates:3s}: reduced {t_red * 1e3:7.2f} ms "
+                f"(compiled solve alone {t_alone * 1e3:6.2f} ms)   "
+                f"full {t_full * 1e3:8.2f} ms   speed-up {t_full / t_red:6.1f}x"
+            )
 
     # 2) many (mu1, alpha) configurations in one vmapped call, public API
     n = args.configs
@@ -96,8 +112,12 @@ def main() -> None:
     i_s = {k: v[sub] for k, v in init_n.items()}
     lps = LossParams(mu=mu[sub], alpha=al[sub])
     st_s = initial_stats_from_vectors(t_s, i_s)
-    print(f"\n2) {n} (mu1, alpha) configurations in [0, 0.3]^2 (seed 7 vectors), one vmapped call, to t = 16000, "
-          f"{args.n_save} recorded times, every progress measure (simulate_reduced; flow: Tsit5 rtol 1e-8, two passes)")
+    print(
+        f"\n2) {n} (mu1, alpha) configurations in [0, 0.3]^2 (seed 7 vectors), one vmapped call, "
+        "to t = 16000, "
+        f"{args.n_save} recorded times, every progress measure "
+        "(simulate_reduced; flow: Tsit5 rtol 1e-8, two passes)"
+    )
     for method in (gd_n, flow_n):
         for coordinates in args.coordinates:
             t0 = time.perf_counter()
@@ -108,12 +128,18 @@ def main() -> None:
             t_red = time.perf_counter() - t0
             ok = np.isfinite(res["loss"][:, -1]).mean()
             verdict = "met" if t_red < 30 else "MISSED"
-            print(f"   {method.name:4s} {coordinates:3s}: {t_red:7.2f} s after compilation ({t_first:.2f} s incl. compilation); "
-                  f"{len(res.failures())} failures; {ok:.0%} finite; target < 30 s: {verdict}")
+            print(
+                f"   {method.name:4s} {coordinates:3s}: {t_red:7.2f} s after compilation "
+                f"({t_first:.2f} s incl. compilation); "
+                f"{len(res.failures())} failures; {ok:.0%} finite; target < 30 s: {verdict}"
+            )
         t_full = best_time(lambda: simulate(model, method, t_s, i_s, lps), 1)
         t_red_s = best_time(lambda: simulate_reduced(model, method, st_s, lps), 1)
-        print(f"   {method.name:4s} same {m} random configurations, one vmapped call each: reduced (PEW) {t_red_s:.3f} s, "
-              f"full {t_full:.3f} s -> speed-up {t_full / t_red_s:.1f}x")
+        print(
+            f"   {method.name:4s} same {m} random configurations, one vmapped call each: "
+            f"reduced (PEW) {t_red_s:.3f} s, "
+            f"full {t_full:.3f} s -> speed-up {t_full / t_red_s:.1f}x"
+        )
 
 
 if __name__ == "__main__":

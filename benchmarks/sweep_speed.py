@@ -13,7 +13,8 @@ of batch size 1 (compiled once, then reused, so the baseline is not charged for 
 ``--baseline-points`` points of each grid and extrapolated to the whole grid. The printed speed-up is
 (extrapolated one-at-a-time time) / (batched wall time incl. compilation).
 
-    python benchmarks/sweep_speed.py [--baseline-points 40] [--full-runs 1000] [--skip-full] [--coordinates PEW PQ]
+    python benchmarks/sweep_speed.py [--baseline-points 40] [--full-runs 1000] [--skip-full]
+        [--coordinates PEW PQ]
 """
 
 from __future__ import annotations
@@ -29,11 +30,8 @@ os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={os.
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from toymodels.dynamics import GradientDescent  # noqa: E402
-from toymodels.sweep import run_sweep  # noqa: E402
-from toymodels.sweep_exec import compute_chunk  # noqa: E402
-from toymodels.sweep_spec import SweepSpec  # noqa: E402
-from toymodels.sweep_verdicts import VERDICTS, VerdictThresholds  # noqa: E402
+from toymodels.methods import GradientDescent  # noqa: E402
+from toymodels.sweep import VERDICTS, SweepSpec, VerdictThresholds, compute_chunk, run_sweep  # noqa: E402
 
 METHOD = GradientDescent(lr=1.0, steps=16000, stop_loss=1e-6, save_every=10)
 
@@ -45,8 +43,11 @@ def batched(spec: SweepSpec, label: str) -> float:
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         size = sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(out) for f in files)
     counts = {name: int((state.summary["verdict"] == k).sum()) for k, name in enumerate(VERDICTS)}
-    print(f"{label}: {spec.n_points} runs in {wall:.1f} s ({spec.n_points / wall:.0f} runs/s, incl. compilation and "
-          f"the store, {size / 2**20:.0f} MiB; process CPU time {cpu:.1f} s) · verdicts {counts}")
+    print(
+        f"{label}: {spec.n_points} runs in {wall:.1f} s ({spec.n_points / wall:.0f} runs/s, "
+        "incl. compilation and "
+        f"the store, {size / 2**20:.0f} MiB; process CPU time {cpu:.1f} s) · verdicts {counts}"
+    )
     return wall
 
 
@@ -63,8 +64,11 @@ def one_at_a_time(spec: SweepSpec, n_sample: int, label: str) -> float:
         compute_chunk(spec, points, np.asarray([i]), th, one)
     per_run = (time.perf_counter() - t0) / sample.size
     cpu_per_run = (time.process_time() - c0) / sample.size
-    print(f"{label} one at a time: {per_run * 1000:.1f} ms/run over {sample.size} sampled points "
-          f"(CPU {cpu_per_run * 1000:.1f} ms/run) → {per_run * spec.n_points:.0f} s extrapolated to {spec.n_points} runs")
+    print(
+        f"{label} one at a time: {per_run * 1000:.1f} ms/run over {sample.size} sampled points "
+        f"(CPU {cpu_per_run * 1000:.1f} ms/run) → {per_run * spec.n_points:.0f} s extrapolated "
+        f"to {spec.n_points} runs"
+    )
     return per_run
 
 
@@ -73,28 +77,39 @@ def main() -> None:
     p.add_argument("--baseline-points", type=int, default=40)
     p.add_argument("--full-runs", type=int, default=1000, help="multiple of 100")
     p.add_argument("--skip-full", action="store_true")
-    p.add_argument("--coordinates", nargs="+", default=["PEW", "PQ"], help="reduced-model state coordinates to time")
+    p.add_argument(
+        "--coordinates", nargs="+", default=["PEW", "PQ"], help="reduced-model state coordinates to time"
+    )
     args = p.parse_args()
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (shared machine: wall-clock numbers are inflated); "
-          f"{len(jax.local_devices())} JAX devices")
+    print(
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
+        "(shared machine: wall-clock numbers are inflated); "
+        f"{len(jax.local_devices())} JAX devices"
+    )
     for coordinates in args.coordinates:
         reduced = SweepSpec(
-            mu1=tuple(np.linspace(0.0, 0.2, 100)), alpha=tuple(np.geomspace(0.01, 1.0, 100)), seeds=(0, 1, 2, 3),
-            reduced=(True,), methods=(METHOD,), coordinates=coordinates,
+            mu1=tuple(np.linspace(0.0, 0.2, 100)), alpha=tuple(np.geomspace(0.01, 1.0, 100)),
+            seeds=(0, 1, 2, 3), reduced=(True,), methods=(METHOD,), coordinates=coordinates,
         )  # fmt: skip
         label = f"reduced ({coordinates}) 100×100×4"
         wall = batched(reduced, label)
         per_run = one_at_a_time(reduced, args.baseline_points, label)
-        print(f"{label}: speed-up over one at a time ×{per_run * reduced.n_points / wall:.1f}; target < 120 s: {'met' if wall < 120 else 'MISSED'}")
+        print(
+            f"{label}: speed-up over one at a time ×{per_run * reduced.n_points / wall:.1f}; "
+            f"target < 120 s: {'met' if wall < 120 else 'MISSED'}"
+        )
     if not args.skip_full:
         n_alpha = args.full_runs // 40
         full = SweepSpec(
-            mu1=tuple(np.linspace(0.0, 0.2, 10)), alpha=tuple(np.geomspace(0.01, 1.0, n_alpha)), seeds=(0, 1, 2, 3),
-            reduced=(False,), methods=(METHOD,),
+            mu1=tuple(np.linspace(0.0, 0.2, 10)), alpha=tuple(np.geomspace(0.01, 1.0, n_alpha)),
+            seeds=(0, 1, 2, 3), reduced=(False,), methods=(METHOD,),
         )  # fmt: skip
         wall = batched(full, f"full 10×{n_alpha}×4")
         per_run = one_at_a_time(full, args.baseline_points, "full")
-        print(f"full: speed-up over one at a time ×{per_run * full.n_points / wall:.1f}; target < 120 s: {'met' if wall < 120 else 'MISSED'}")
+        print(
+            f"full: speed-up over one at a time ×{per_run * full.n_points / wall:.1f}; "
+            f"target < 120 s: {'met' if wall < 120 else 'MISSED'}"
+        )
 
 
 if __name__ == "__main__":

@@ -25,9 +25,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from toymodels.dynamics import GradientDescent, GradientFlow, _simulate_batch
+from toymodels.dynamics import _simulate_batch
 from toymodels.init import draw_vectors
 from toymodels.losses import coopetition_model, loss_params
+from toymodels.methods import GradientDescent, GradientFlow
 from toymodels.precision import numerics
 
 SEEDS = list(range(12))
@@ -62,8 +63,20 @@ def baseline_per_step(seed: int, max_steps: int) -> tuple[int, float]:
 
     def losses(p):
         t = targets
-        l1 = 0.5 * jnp.mean((jnp.einsum("i,j,k->ijk", t["a"], t["b"], t["c"]) - jnp.einsum("i,j,k->ijk", p["a"], p["b"], p["c"])) ** 2)
-        l2 = 0.5 * jnp.mean((jnp.einsum("i,j,k->ijk", t["d"], t["b"], t["c"]) - jnp.einsum("i,j,k->ijk", p["d"], p["b"], p["c"])) ** 2)
+        l1 = 0.5 * jnp.mean(
+            (
+                jnp.einsum("i,j,k->ijk", t["a"], t["b"], t["c"])
+                - jnp.einsum("i,j,k->ijk", p["a"], p["b"], p["c"])
+            )
+            ** 2
+        )
+        l2 = 0.5 * jnp.mean(
+            (
+                jnp.einsum("i,j,k->ijk", t["d"], t["b"], t["c"])
+                - jnp.einsum("i,j,k->ijk", p["d"], p["b"], p["c"])
+            )
+            ** 2
+        )
         comp = 0.5 * jnp.mean(jnp.outer(p["a"], p["d"]) ** 2)
         return (l1 + 0.1) * l2 + 0.1 * comp, (l1, l2, comp)
 
@@ -89,14 +102,30 @@ def time_cli(method: str, cache_dir: str) -> float:
     with tempfile.TemporaryDirectory() as out:
         env = {**os.environ, "ICL_COOPETITION_CACHE_DIR": cache_dir, "MPLBACKEND": "Agg"}
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "toymodels", "--method", method, "--seeds", "0-11", "--out", out, "--quiet"],
-                       check=True, env=env)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "toymodels",
+                "--method",
+                method,
+                "--seeds",
+                "0-11",
+                "--out",
+                out,
+                "--quiet",
+            ],
+            check=True,
+            env=env,
+        )
         return time.perf_counter() - t0
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--baseline-steps", type=int, default=1500, help="baseline steps timed per seed (then extrapolated)")
+    p.add_argument(
+        "--baseline-steps", type=int, default=1500, help="baseline steps timed per seed (then extrapolated)"
+    )
     p.add_argument("--baseline-seeds", type=int, default=3, help="seeds timed in the baseline")
     p.add_argument("--full-baseline", action="store_true", help="run the baseline for every seed to its stop")
     p.add_argument("--repeats", type=int, default=3)
@@ -107,8 +136,10 @@ def main() -> None:
     gd = GradientDescent(lr=1.0, steps=16000, stop_loss=1e-6)
     t_compile, t_run, stops = time_ours(gd, args.repeats)
     executed = int(np.sum(np.where(stops >= 0, stops + 1, gd.steps + 1)))
-    print(f"ours  GD   12 seeds x 16000 steps, full tracking: compile {t_compile:.2f} s, run {t_run:.3f} s "
-          f"({t_run / (12 * 16001) * 1e6:.2f} us per seed-step)")
+    print(
+        f"ours  GD   12 seeds x 16000 steps, full tracking: compile {t_compile:.2f} s, run {t_run:.3f} s "
+        f"({t_run / (12 * 16001) * 1e6:.2f} us per seed-step)"
+    )
 
     seeds = SEEDS if args.full_baseline else SEEDS[: args.baseline_seeds]
     steps, seconds = 0, 0.0
@@ -118,22 +149,31 @@ def main() -> None:
     per_step = seconds / steps
     baseline_total = per_step * executed if not args.full_baseline else seconds
     how = "measured" if args.full_baseline else f"extrapolated from {steps} timed steps"
-    print(f"base  GD   per-step loop: {per_step * 1e3:.3f} ms per step; {executed} steps to the 12 stops -> "
-          f"{baseline_total:.1f} s ({how})")
-    print(f"RATIO GD   baseline / ours (run): {baseline_total / t_run:.0f}x ; including our compilation: "
-          f"{baseline_total / (t_run + t_compile):.0f}x  (target >= 100x)")
+    print(
+        f"base  GD   per-step loop: {per_step * 1e3:.3f} ms per step; {executed} steps to the 12 stops -> "
+        f"{baseline_total:.1f} s ({how})"
+    )
+    print(
+        f"RATIO GD   baseline / ours (run): {baseline_total / t_run:.0f}x ; including our compilation: "
+        f"{baseline_total / (t_run + t_compile):.0f}x  (target >= 100x)"
+    )
 
     flow = GradientFlow(t_max=16000.0, n_save=1601)
     f_compile, f_run, _ = time_ours(flow, args.repeats)
-    print(f"ours  flow 12 seeds to t = 16000 (Tsit5, rtol 1e-8): compile {f_compile:.2f} s, run {f_run:.3f} s")
+    print(
+        f"ours  flow 12 seeds to t = 16000 (Tsit5, rtol 1e-8): compile {f_compile:.2f} s, run {f_run:.3f} s"
+    )
 
     if not args.skip_cli:
         with tempfile.TemporaryDirectory() as cache:
             for method in ("gd", "flow"):
                 cold = time_cli(method, cache)
                 warm = time_cli(method, cache)
-                print(f"CLI   python -m toymodels --method {method} --seeds 0-11: cold cache {cold:.2f} s, warm cache {warm:.2f} s"
-                      + ("  (target < 5 s)" if method == "gd" else ""))
+                print(
+                    f"CLI   python -m toymodels --method {method} --seeds 0-11: "
+                    f"cold cache {cold:.2f} s, warm cache {warm:.2f} s"
+                    + ("  (target < 5 s)" if method == "gd" else "")
+                )
             print(f"CLI   without the cache: {time_cli('gd', 'off'):.2f} s (gd)")
 
 

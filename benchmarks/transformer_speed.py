@@ -2,7 +2,7 @@
 
     python benchmarks/transformer_speed.py [--preset coopetition-paper] [--steps 400]
 
-Ours: :func:`transformer.train.make_train_chunk` — ``steps`` Adam steps in one ``lax.scan`` with
+Ours: :func:`transformer.trainer.make_train_chunk` — ``steps`` Adam steps in one ``lax.scan`` with
 sampling inside it. Baseline (how the original study trains): a jitted sampler and a jitted
 Adam step called from Python once per step; the sampler, like the original, builds a
 ``batch × classes`` mask every step (the distractor is drawn from the classes other than the
@@ -28,10 +28,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from transformer.config import preset_config
-from transformer.data import Sequences, synthetic_exemplars
-from transformer.model import batched_logits, query_loss
-from transformer.train import init_model, make_optimizer, make_train_chunk
+from transformer import (
+    Sequences,
+    batched_logits,
+    init_model,
+    make_optimizer,
+    make_train_chunk,
+    preset_config,
+    query_loss,
+    synthetic_exemplars,
+)
 
 
 def baseline_sampler(cfg):
@@ -80,7 +86,7 @@ def measure(cfg, steps: int, repeats: int) -> dict:
     # iteration. Both compiled first; then the timed repeats alternate (ours, baseline, the
     # baseline's sampler alone, its step alone), so that a slow spell of the shared machine
     # hits both sides of the ratio.
-    chunk = make_train_chunk(cfg, optimizer, None)
+    chunk = make_train_chunk(cfg)
     mc, oc, losses = chunk(model0, opt0, exemplars, jnp.asarray(0, jnp.int32), steps)  # compile
     jax.block_until_ready(losses)
     sample, step = baseline_sampler(cfg), baseline_step(cfg, optimizer)

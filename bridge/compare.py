@@ -1,4 +1,4 @@
-"""``python -m bridge.compare RUN1 RUN2 … [--out DIR]``: fit each run and tabulate the parameters side by side.
+"""``python -m bridge.compare RUN1 RUN2 … [--out DIR]``: fit each run, tabulate the parameters side by side.
 
 A RUN is a transformer log (``DIR/log.h5``) or a run directory containing ``log.h5``. Each run is
 fitted with the same flags as ``python -m bridge.fit``; the table (Markdown) is printed and, with
@@ -16,10 +16,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from toymodels.cli import OneLineParser, prepare_output_dir
+from toymodels._internal import OneLineParser, enable_persistent_cache, prepare_output_dir, write_text_atomic
 from toymodels.errors import ConfigError, require
 
-from .fit import add_fit_arguments, flag
+from .fit import add_fit_arguments, fit_from_args, flag, spec_and_settings, write_outputs
+from .fitting import minimum_points
+from .logs import read_log
+from .report import fit_dict, table_markdown, write_json_atomic
 
 
 def log_path(run: str) -> str:
@@ -43,7 +46,8 @@ def run_names(paths: Sequence[str]) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(
         prog="python -m bridge.compare",
-        description="Fit the coopetition toy to several transformer runs and tabulate the fitted parameters side by side.",
+        description="Fit the coopetition toy to several transformer runs and tabulate the fitted parameters "
+        "side by side.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("runs", nargs="+", help="transformer logs or run directories")
@@ -56,19 +60,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        from .fit import fit_from_args, write_outputs
-        from .logs import read_log
-        from .report import fit_dict, table_markdown, write_json_atomic, write_text_atomic
-
-        from .fit import spec_and_settings
-
-        from .fitting import minimum_points
-
         spec, _ = spec_and_settings(args)
         paths = [log_path(r) for r in args.runs]
         for path in paths:  # validate every log before fitting any
-            read_log(path, spec.curve_names, metric=args.metric, min_points=max(args.min_points, minimum_points(spec)),
-                     skip_first=args.skip_first, max_seen=args.max_seen)
+            read_log(
+                path,
+                spec.curve_names,
+                metric=args.metric,
+                min_points=max(args.min_points, minimum_points(spec)),
+                skip_first=args.skip_first,
+                max_seen=args.max_seen,
+            )
         names = run_names(paths)
         out = prepare_output_dir(args.out) if args.out else None
         results = [fit_from_args(args, path) for path in paths]
@@ -83,13 +85,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.makedirs(os.path.join(out, name), exist_ok=True)
             write_outputs(r, os.path.join(out, name), plot=not args.no_plot)
         write_json_atomic({name: d for name, d in rows}, os.path.join(out, "compare.json"))
-        write_text_atomic(table, os.path.join(out, "compare.md"))
+        write_text_atomic(os.path.join(out, "compare.md"), table)
         print(f"wrote compare.md, compare.json and {len(rows)} fits to {out}")
     return 0
 
 
 if __name__ == "__main__":
-    from toymodels._jax_cache import enable_persistent_cache
-
     enable_persistent_cache()
     sys.exit(main())

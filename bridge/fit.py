@@ -14,11 +14,15 @@ import os
 import sys
 from collections.abc import Sequence
 
-from toymodels.cli import OneLineParser, prepare_output_dir
+from toymodels._internal import OneLineParser, enable_persistent_cache, parse_int_list, prepare_output_dir
 from toymodels.errors import ConfigError, require
 
-from .logs import METRICS, parse_curve_names
-from .spec import DEFAULT_FREE, TOY_PARAMETERS
+from .fitting import FitResult, FitSettings, fit_curves, minimum_points
+from .logs import METRICS, parse_curve_names, read_log
+from .optimise import OptimiserSettings
+from .refine import refine_integer
+from .report import fit_dict, overlay_figure, summary_lines, write_json_atomic
+from .spec import DEFAULT_FREE, TOY_PARAMETERS, FitSpec, spec_for
 
 
 def parse_fixed(items: Sequence[str]) -> dict[str, float]:
@@ -27,7 +31,9 @@ def parse_fixed(items: Sequence[str]) -> dict[str, float]:
     for item in items:
         name, sep, value = item.partition("=")
         require(bool(sep), "fix", f"expected NAME=VALUE (got {item!r})")
-        require(name in TOY_PARAMETERS, "fix", f"unknown parameter {name!r} (known: {', '.join(TOY_PARAMETERS)})")
+        require(
+            name in TOY_PARAMETERS, "fix", f"unknown parameter {name!r} (known: {', '.join(TOY_PARAMETERS)})"
+        )
         try:
             out[name] = float(value)
         except ValueError:
@@ -38,28 +44,60 @@ def parse_fixed(items: Sequence[str]) -> dict[str, float]:
 def add_fit_arguments(p: argparse.ArgumentParser) -> None:
     """Fit flags (shared with ``python -m bridge.compare``)."""
     g = p.add_argument_group("fit")
-    g.add_argument("--curves", default="icl,ciwl,total", help="transformer curves to fit jointly (icl ↔ mechanism 1, ciwl ↔ mechanism 2, total/train_eval ↔ total loss)")
+    g.add_argument(
+        "--curves",
+        default="icl,ciwl,total",
+        help="transformer curves to fit jointly (icl ↔ mechanism 1, ciwl ↔ mechanism 2, "
+        "total/train_eval ↔ total loss)",
+    )
     g.add_argument("--metric", choices=METRICS, default="loss", help="loss, or error = 1 − accuracy")
-    g.add_argument("--free", default=",".join(DEFAULT_FREE), help=f"toy parameters to fit, from {', '.join(TOY_PARAMETERS)}")
-    g.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE", help="value of a parameter that is not fitted (default mu2=0, overlap=1); repeatable")
-    g.add_argument("--robust", type=float, default=None, metavar="DELTA", help="Huber loss with threshold DELTA (in units of each curve's spread) instead of least squares")
+    g.add_argument(
+        "--free",
+        default=",".join(DEFAULT_FREE),
+        help=f"toy parameters to fit, from {', '.join(TOY_PARAMETERS)}",
+    )
+    g.add_argument(
+        "--fix",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="value of a parameter that is not fitted (default mu2=0, overlap=1); repeatable",
+    )
+    g.add_argument(
+        "--robust",
+        type=float,
+        default=None,
+        metavar="DELTA",
+        help="Huber loss with threshold DELTA (in units of each curve's spread) instead of least squares",
+    )
     g.add_argument("--starts", type=int, default=8, help="number of initial guesses (vmapped)")
     g.add_argument("--seed", type=int, default=0, help="seed of the random initial guesses")
     g.add_argument("--adam-steps", type=int, default=40)
     g.add_argument("--lm-steps", type=int, default=80)
-    g.add_argument("--horizon", type=float, default=3.0, help="transience prediction up to HORIZON × the log's length")
+    g.add_argument(
+        "--horizon", type=float, default=3.0, help="transience prediction up to HORIZON × the log's length"
+    )
     g.add_argument("--min-points", type=int, default=8, help="refuse logs with fewer evaluations")
-    g.add_argument("--max-seen", type=float, default=None, metavar="S", help="fit only the evaluations up to S sequences seen")
-    g.add_argument("--skip-first", type=int, default=0, metavar="N", help="leave out the first N evaluations (e.g. the loss at initialisation, which the toy does not model)")
+    g.add_argument(
+        "--max-seen",
+        type=float,
+        default=None,
+        metavar="S",
+        help="fit only the evaluations up to S sequences seen",
+    )
+    g.add_argument(
+        "--skip-first",
+        type=int,
+        default=0,
+        metavar="N",
+        help="leave out the first N evaluations (e.g. the loss at initialisation, which the toy does not "
+        "model)",
+    )
 
 
-def spec_and_settings(args: argparse.Namespace):
+def spec_and_settings(args: argparse.Namespace) -> tuple[FitSpec, FitSettings]:
     """The :class:`~bridge.spec.FitSpec` and :class:`~bridge.fitting.FitSettings` the flags describe
     (raises ConfigError on bad flags)."""
-    from .fitting import FitSettings
-    from .optimise import OptimiserSettings
-    from .spec import spec_for
-
     curves_names = parse_curve_names(args.curves)
     free = tuple(s.strip() for s in args.free.split(",") if s.strip())
     require(args.adam_steps >= 0, "adam-steps", f"must be >= 0 (got {args.adam_steps})")
@@ -75,24 +113,26 @@ def spec_and_settings(args: argparse.Namespace):
     return spec, settings
 
 
-def fit_from_args(args: argparse.Namespace, log_path: str):
+def fit_from_args(args: argparse.Namespace, log_path: str) -> FitResult:
     """Read the log and fit it as the flags say (raises ConfigError on bad input)."""
-    from .fitting import fit_curves
-    from .logs import read_log
-
     spec, settings = spec_and_settings(args)
     curves_names = spec.curve_names
-    curves = read_log(log_path, curves_names, metric=args.metric, min_points=args.min_points, skip_first=args.skip_first, max_seen=args.max_seen)
+    curves = read_log(
+        log_path,
+        curves_names,
+        metric=args.metric,
+        min_points=args.min_points,
+        skip_first=args.skip_first,
+        max_seen=args.max_seen,
+    )
     return fit_curves(curves, spec, settings)
 
 
-def write_outputs(result, out: str, plot: bool = True) -> list[str]:
+def write_outputs(result: FitResult, out: str, plot: bool = True) -> list[str]:
     """``fit.json`` and (optionally) ``fit.png`` in ``out``; returns the names written."""
-    from .report import fit_dict, overlay_figure, write_json_atomic
-
     written = []
     if plot:
-        from toymodels.plotting import save_figure
+        from toymodels.plotting import save_figure  # matplotlib only when plotting
 
         save_figure(overlay_figure(result), os.path.join(out, "fit.png"))
         written.append("fit.png")
@@ -104,14 +144,19 @@ def write_outputs(result, out: str, plot: bool = True) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(
         prog="python -m bridge.fit",
-        description="Fit the strategy-coopetition toy (μ₁, α, effective dimensions, time and loss scales) to a "
-        "transformer log and write FIT_DIR/fit.json and FIT_DIR/fit.png.",
+        description="Fit the strategy-coopetition toy (μ₁, α, effective dimensions, time and loss scales) "
+        "to a transformer log and write FIT_DIR/fit.json and FIT_DIR/fit.png.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("log", help="transformer log (DIR/log.h5)")
     p.add_argument("--out", required=True, help="output directory")
     add_fit_arguments(p)
-    p.add_argument("--refine-integer", action="store_true", help="also re-fit with the full-vector model at the neighbouring integer dimensions and seeds (refine.json)")
+    p.add_argument(
+        "--refine-integer",
+        action="store_true",
+        help="also re-fit with the full-vector model at the neighbouring integer dimensions and seeds "
+        "(refine.json)",
+    )
     p.add_argument("--refine-seeds", default="0-3", help="seeds for --refine-integer")
     p.add_argument("--no-plot", action="store_true")
     p.add_argument("--quiet", action="store_true")
@@ -126,34 +171,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         require(args.starts >= 1, "starts", f"must be >= 1 (got {args.starts})")
-        from .logs import read_log
-
-        from .fitting import minimum_points
-
         spec, _ = spec_and_settings(args)  # every flag and the log are checked before anything is written
-        read_log(args.log, spec.curve_names, metric=args.metric, min_points=max(args.min_points, minimum_points(spec)),
-                 skip_first=args.skip_first, max_seen=args.max_seen)
+        read_log(
+            args.log,
+            spec.curve_names,
+            metric=args.metric,
+            min_points=max(args.min_points, minimum_points(spec)),
+            skip_first=args.skip_first,
+            max_seen=args.max_seen,
+        )
         out = prepare_output_dir(args.out)
         result = fit_from_args(args, args.log)
         refine = None
         if args.refine_integer:
-            from toymodels.cli import parse_int_list
-
-            from .refine import refine_integer
-
             refine = refine_integer(result, seeds=parse_int_list(args.refine_seeds, "refine-seeds"))
         written = write_outputs(result, out, plot=not args.no_plot)
         if refine is not None:
-            from .report import write_json_atomic
-
             write_json_atomic(refine.to_dict(), os.path.join(out, "refine.json"))
             written.append("refine.json")
     except ConfigError as e:
         print(f"error: {flag(e.param)}: {e.message}", file=sys.stderr)
         return 2
     if not args.quiet:
-        from .report import summary_lines
-
         for line in summary_lines(result):
             print(line)
         if refine is not None:
@@ -164,7 +203,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from toymodels._jax_cache import enable_persistent_cache
-
     enable_persistent_cache()
     sys.exit(main())

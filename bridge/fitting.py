@@ -65,8 +65,14 @@ class FitSettings:
     horizon: float = 3.0
 
     def __post_init__(self) -> None:
-        require(int(self.n_starts) == self.n_starts and self.n_starts >= 1, "starts", f"must be an integer >= 1 (got {self.n_starts})")
-        require(self.probe_span > 0 and self.probe_points >= 10, "probe_span", "must be > 0 with >= 10 points")
+        require(
+            int(self.n_starts) == self.n_starts and self.n_starts >= 1,
+            "starts",
+            f"must be an integer >= 1 (got {self.n_starts})",
+        )
+        require(
+            self.probe_span > 0 and self.probe_points >= 10, "probe_span", "must be > 0 with >= 10 points"
+        )
         require(self.horizon >= 1, "horizon", f"must be >= 1 (got {self.horizon})")
 
 
@@ -114,7 +120,12 @@ class FitResult:
 
     @property
     def dims(self) -> dict[str, float]:
-        return {"a": self.params["dim_a"], "b": self.params["dim_bc"], "c": self.params["dim_bc"], "d": self.params["dim_d"]}
+        return {
+            "a": self.params["dim_a"],
+            "b": self.params["dim_bc"],
+            "c": self.params["dim_bc"],
+            "d": self.params["dim_d"],
+        }
 
 
 LANDMARK = 0.9
@@ -140,7 +151,8 @@ def _reference(spec: FitSpec) -> int:
 
 
 def random_starts(spec: FitSpec, n_starts: int, seed: int) -> list[dict[str, float]]:
-    """Physical initial values: start 0 = :data:`DEFAULTS` (thesis), others log-uniform in :data:`START_BOX`."""
+    """Physical initial values: start 0 = :data:`DEFAULTS` (thesis), others log-uniform in
+    :data:`START_BOX`."""
     rng = np.random.default_rng(seed)
     starts = []
     for i in range(n_starts):
@@ -188,7 +200,9 @@ def initial_guesses(spec: FitSpec, curves: Curves, settings: FitSettings) -> np.
         for s in starts:
             probe = {k: jnp.asarray(s[k]) for k in DEFAULTS}
             probe["span"] = jnp.asarray(settings.probe_span)
-            ref_toy.append(np.asarray(_probe(spec.toy_params(probe), jnp.asarray(u_probe))[spec.curves[ref][1]]))
+            ref_toy.append(
+                np.asarray(_probe(spec.toy_params(probe), jnp.asarray(u_probe))[spec.curves[ref][1]])
+            )
     rng = np.random.default_rng(settings.seed + 1)
     for i, s in enumerate(starts):
         t_half = landmark_time(u_probe * settings.probe_span, ref_toy[i])
@@ -201,7 +215,9 @@ def initial_guesses(spec: FitSpec, curves: Curves, settings: FitSettings) -> np.
     return np.stack([spec.unconstrained(s) for s in starts])
 
 
-def _delta_method(spec: FitSpec, theta: np.ndarray, cov: np.ndarray, phys: dict[str, float]) -> dict[str, float]:
+def _delta_method(
+    spec: FitSpec, theta: np.ndarray, cov: np.ndarray, phys: dict[str, float]
+) -> dict[str, float]:
     """Standard errors of the free physical parameters (first-order, diagonal of the transform)."""
     out = {}
     for i, name in enumerate(spec.free):
@@ -231,8 +247,16 @@ def peak_and_fade(x: np.ndarray, loss: np.ndarray, fade_fraction: float = 0.5) -
     """
     loss = np.asarray(loss, dtype=np.float64)
     if not np.any(np.isfinite(loss)):
-        return {"peak_at": np.nan, "peak_value": np.nan, "drop": np.nan, "learned": False, "fades": False, "fade_at": np.nan,
-                "interior_peak": False, "solve_failed": True}
+        return {
+            "peak_at": np.nan,
+            "peak_value": np.nan,
+            "drop": np.nan,
+            "learned": False,
+            "fades": False,
+            "fade_at": np.nan,
+            "interior_peak": False,
+            "solve_failed": True,
+        }
     i = int(np.nanargmin(loss))
     drop = float(loss[0] - loss[i])
     after = loss[i:]
@@ -250,7 +274,9 @@ def peak_and_fade(x: np.ndarray, loss: np.ndarray, fade_fraction: float = 0.5) -
     }
 
 
-def transience(result_params: dict[str, float], toy_grid: dict[str, np.ndarray], curves: Curves, spec: FitSpec) -> dict[str, Any]:
+def transience(
+    result_params: dict[str, float], toy_grid: dict[str, np.ndarray], curves: Curves, spec: FitSpec
+) -> dict[str, Any]:
     """Toy prediction of the ICL peak/fade (in sequences seen, up to ``horizon`` × the log) vs the
     transformer's own ICL curve (if fitted or present)."""
     pred = peak_and_fade(toy_grid["seen"], toy_grid["mechanism_1"])
@@ -277,7 +303,11 @@ def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSetting
     """Fit the toy to ``curves`` (all of ``spec.curve_names`` must be present)."""
     t0 = time.perf_counter()
     for name in spec.curve_names:
-        require(name in curves.values, "curves", f"curve {name!r} is not in the data (have {', '.join(curves.names)})")
+        require(
+            name in curves.values,
+            "curves",
+            f"curve {name!r} is not in the data (have {', '.join(curves.names)})",
+        )
     curves = curves.select(spec.curve_names).validate(min_points=minimum_points(spec))
     s_max = float(curves.seen[-1])
     u = curves.seen / s_max
@@ -285,19 +315,39 @@ def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSetting
     sigma = Y.std(axis=1)
     theta0 = initial_guesses(spec, curves, settings)
     with numerics("float64"):
-        res = jax.device_get(minimise_starts(spec, settings.solve, settings.optimiser, jnp.asarray(theta0), jnp.asarray(u), jnp.asarray(Y), jnp.asarray(sigma)))
+        res = jax.device_get(
+            minimise_starts(
+                spec,
+                settings.solve,
+                settings.optimiser,
+                jnp.asarray(theta0),
+                jnp.asarray(u),
+                jnp.asarray(Y),
+                jnp.asarray(sigma),
+            )
+        )
         costs = np.asarray(res.cost)
         best = int(np.argmin(np.where(np.isfinite(costs), costs, np.inf)))
-        require(np.isfinite(costs[best]), "log", "every start failed (the toy solve returned NaN); try other --starts/--seed")
+        require(
+            np.isfinite(costs[best]),
+            "log",
+            "every start failed (the toy solve returned NaN); try other --starts/--seed",
+        )
         theta = np.asarray(res.theta[best])
         M, scales, offsets, pred = jax.device_get(
-            _mapped_jit(spec, jnp.asarray(theta), jnp.asarray(u), jnp.asarray(Y), jnp.asarray(sigma), settings.solve)
+            _mapped_jit(
+                spec, jnp.asarray(theta), jnp.asarray(u), jnp.asarray(Y), jnp.asarray(sigma), settings.solve
+            )
         )
         phys = {k: float(v) for k, v in spec.physical(jnp.asarray(theta)).items()}
         # prediction grid: the toy in its own time up to horizon × the log
         u_grid = np.linspace(0.0, 1.0, settings.probe_points)
         # the late phase can be stiff: explicit solver first, then implicit, then within the log only
-        for horizon, solve in ((settings.horizon, PROBE_SOLVE), (settings.horizon, STIFF_SOLVE), (1.0, STIFF_SOLVE)):
+        for horizon, solve in (
+            (settings.horizon, PROBE_SOLVE),
+            (settings.horizon, STIFF_SOLVE),
+            (1.0, STIFF_SOLVE),
+        ):
             long = dict(phys, span=phys["span"] * horizon)
             tp = spec.toy_params({k: jnp.asarray(v) for k, v in long.items()})
             grid = jax.device_get(_probe(tp, jnp.asarray(u_grid), solve))
@@ -370,4 +420,14 @@ def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSetting
 _mapped_jit = jax.jit(mapped_curves, static_argnums=(0, 5))
 
 
-__all__ = ["FitResult", "FitSettings", "fit_curves", "minimum_points", "initial_guesses", "peak_and_fade", "r_squared", "random_starts", "transience"]
+__all__ = [
+    "FitResult",
+    "FitSettings",
+    "fit_curves",
+    "minimum_points",
+    "initial_guesses",
+    "peak_and_fade",
+    "r_squared",
+    "random_starts",
+    "transience",
+]

@@ -1,16 +1,11 @@
-"""Reading transformer loss curves from a ``log.h5`` (the project's layout, which is the original study's).
+"""Transformer loss curves read from a ``log.h5``.
 
-Layout (see docs/transformer.md): ``eval_iter`` (n_evals,) = sequences seen at each evaluation; one
-group per evaluator (``train_eval``, ``icl``, ``iwl_copy_avail``, ``flip_icl``, ``pure_iwl``) with
-datasets ``loss``, ``acc``, ``in_context_acc``, ``prob`` of shape (n_evals, n_eval_sequences); soft
-links ``ciwl`` → ``iwl_copy_avail``, ``flip`` → ``flip_icl``, ``iwl`` → ``pure_iwl``; ``train_loss``
-(n_steps,) with ``train_iter`` (n_steps,) sequences seen after each step; a JSON ``config`` attribute.
+The layout of the log (groups, soft links, datasets) has one owner, :mod:`transformer.log`; this
+module reads through it and adds the bridge's own notions. A curve is the mean over the
+evaluation sequences of one metric of one evaluator at every evaluation. Curve names:
 
-A curve is the mean over the evaluation sequences of one metric of one evaluator at every
-evaluation. Curve names used by the bridge:
-
-* ``icl`` (evaluator ``icl``), ``ciwl`` (``iwl_copy_avail``), ``flip`` (``flip_icl``),
-  ``iwl`` (``pure_iwl``), ``train_eval`` (``train_eval``);
+* ``icl``, ``ciwl``, ``flip``, ``iwl``, ``train_eval`` — the evaluator of that name or alias
+  (:data:`transformer.log.ALIASES`, e.g. ``ciwl`` → ``iwl_copy_avail``);
 * ``total`` — the training loss: ``train_eval`` if present, else the per-step ``train_loss``
   averaged over the steps since the previous evaluation.
 
@@ -21,22 +16,19 @@ network learns).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from toymodels.errors import ConfigError, require
+from toymodels.errors import require
+from transformer.log import ALIASES, evaluator_group, open_log, read_config
 
-EVALUATOR_OF = {
-    "icl": ("icl",),
-    "ciwl": ("iwl_copy_avail", "ciwl"),
-    "flip": ("flip_icl", "flip"),
-    "iwl": ("pure_iwl", "iwl"),
-    "train_eval": ("train_eval",),
+EVALUATOR_OF: dict[str, str] = {
+    name: ALIASES.get(name, name) for name in ("icl", "ciwl", "flip", "iwl", "train_eval")
 }
+"""Curve name → the evaluator group it is read from."""
 CURVE_NAMES = tuple(EVALUATOR_OF) + ("total",)
 METRICS = ("loss", "error")
 MIN_POINTS = 8
@@ -70,49 +62,59 @@ class Curves:
     def n_points(self) -> int:
         return int(self.seen.shape[0])
 
-    def validate(self, min_points: int = MIN_POINTS) -> "Curves":
+    def validate(self, min_points: int = MIN_POINTS) -> Curves:
         """Check shapes, monotone time and finiteness; raise :class:`ConfigError` naming the problem."""
         seen = np.asarray(self.seen, dtype=np.float64)
+        src = self.source
         require(seen.ndim == 1, "log", f"eval_iter must be 1-d (got shape {seen.shape})")
         require(
             seen.shape[0] >= min_points,
             "log",
-            f"{self.source}: too few evaluation points ({seen.shape[0]}; the fit needs at least {min_points})",
+            f"{src}: too few evaluation points ({seen.shape[0]}; the fit needs at least {min_points})",
         )
-        require(bool(np.all(np.isfinite(seen))), "log", f"{self.source}: eval_iter has non-finite values")
-        require(bool(np.all(np.diff(seen) > 0)), "log", f"{self.source}: eval_iter must be strictly increasing")
-        require(seen[-1] > 0, "log", f"{self.source}: eval_iter must reach a positive number of sequences")
+        require(bool(np.all(np.isfinite(seen))), "log", f"{src}: eval_iter has non-finite values")
+        require(bool(np.all(np.diff(seen) > 0)), "log", f"{src}: eval_iter must be strictly increasing")
+        require(seen[-1] > 0, "log", f"{src}: eval_iter must reach a positive number of sequences")
         for name, y in self.values.items():
-            require(np.shape(y) == seen.shape, "curves", f"curve {name!r} has shape {np.shape(y)}, expected {seen.shape}")
+            require(
+                np.shape(y) == seen.shape,
+                "curves",
+                f"curve {name!r} has shape {np.shape(y)}, expected {seen.shape}",
+            )
             bad = np.nonzero(~np.isfinite(y))[0]
             require(
                 bad.size == 0,
                 "log",
-                f"{self.source}: curve {name!r} has non-finite values at {bad.size} evaluation(s), first at sequences seen {int(seen[bad[0]]) if bad.size else 0}",
+                f"{src}: curve {name!r} has non-finite values at {bad.size} evaluation(s), "
+                f"first at sequences seen {int(seen[bad[0]]) if bad.size else 0}",
             )
             require(float(np.ptp(y)) > 0, "curves", f"curve {name!r} is constant; nothing to fit")
         return self
 
-    def select(self, names: Sequence[str]) -> "Curves":
+    def select(self, names: Sequence[str]) -> Curves:
         return dataclasses.replace(self, values={n: self.values[n] for n in names})
 
-    def skip_first(self, n: int) -> "Curves":
+    def skip_first(self, n: int) -> Curves:
         """Drop the first ``n`` evaluations (e.g. the initialisation transient the toy does not
         model); the time origin stays at 0 sequences seen."""
         require(int(n) == n and n >= 0, "skip-first", f"must be an integer >= 0 (got {n})")
         require(n < self.n_points, "skip-first", f"cannot skip {n} of {self.n_points} evaluations")
-        return dataclasses.replace(self, seen=self.seen[n:], values={k: v[n:] for k, v in self.values.items()})
+        values = {k: v[n:] for k, v in self.values.items()}
+        return dataclasses.replace(self, seen=self.seen[n:], values=values)
 
-    def until(self, max_seen: float) -> "Curves":
-        """Keep the evaluations at most ``max_seen`` sequences seen (e.g. the first part of a longer run)."""
+    def until(self, max_seen: float) -> Curves:
+        """Keep the evaluations at most ``max_seen`` sequences seen (e.g. the first part of a
+        longer run)."""
         keep = self.seen <= max_seen
         require(bool(np.any(keep)), "max-seen", f"no evaluation at or before {max_seen:g} sequences seen")
-        return dataclasses.replace(self, seen=self.seen[keep], values={k: v[keep] for k, v in self.values.items()})
+        values = {k: v[keep] for k, v in self.values.items()}
+        return dataclasses.replace(self, seen=self.seen[keep], values=values)
 
 
 def parse_curve_names(text: str | Sequence[str]) -> tuple[str, ...]:
     """``icl,ciwl,total`` → ("icl", "ciwl", "total"), checked against :data:`CURVE_NAMES`."""
-    names = tuple(s.strip() for s in (text.split(",") if isinstance(text, str) else text) if s.strip())
+    items = text.split(",") if isinstance(text, str) else text
+    names = tuple(s.strip() for s in items if s.strip())
     require(len(names) >= 1, "curves", "name at least one curve")
     require(len(set(names)) == len(names), "curves", f"repeated curve names in {names}")
     for n in names:
@@ -120,11 +122,25 @@ def parse_curve_names(text: str | Sequence[str]) -> tuple[str, ...]:
     return names
 
 
+def _dataset_of(metric: str) -> str:
+    """The per-sequence dataset a metric is computed from."""
+    return "loss" if metric == "loss" else "acc"
+
+
 def _metric_of(group, metric: str, path: str, name: str) -> np.ndarray:
-    key = "loss" if metric == "loss" else "acc"
-    require(key in group, "log", f"{path}: evaluator {group.name!r} has no {key!r} dataset (needed for curve {name!r})")
+    """Mean over the evaluation sequences of ``metric`` (loss, or 1 − acc) at every evaluation."""
+    key = _dataset_of(metric)
+    require(
+        key in group,
+        "log",
+        f"{path}: evaluator {group.name!r} has no {key!r} dataset (needed for curve {name!r})",
+    )
     data = np.asarray(group[key][()], dtype=np.float64)
-    require(data.ndim == 2, "log", f"{path}: {group.name}/{key} must be (n_evals, n_eval_sequences) (got {data.shape})")
+    require(
+        data.ndim == 2,
+        "log",
+        f"{path}: {group.name}/{key} must be (n_evals, n_eval_sequences) (got {data.shape})",
+    )
     mean = data.mean(axis=1)
     return mean if metric == "loss" else 1.0 - mean
 
@@ -132,10 +148,18 @@ def _metric_of(group, metric: str, path: str, name: str) -> np.ndarray:
 def _train_loss_windows(f, seen: np.ndarray, path: str) -> np.ndarray:
     """Per-step training loss averaged over the steps since the previous evaluation (at seen[0]:
     the first step's loss)."""
-    require("train_loss" in f and "train_iter" in f, "log", f"{path}: no train_eval evaluator and no train_loss/train_iter datasets (needed for curve 'total')")
+    require(
+        "train_loss" in f and "train_iter" in f,
+        "log",
+        f"{path}: no train_eval evaluator and no train_loss/train_iter datasets (needed for curve 'total')",
+    )
     loss = np.asarray(f["train_loss"][()], dtype=np.float64)
     it = np.asarray(f["train_iter"][()], dtype=np.float64)
-    require(loss.shape == it.shape and loss.size > 0, "log", f"{path}: train_loss and train_iter are empty or differ in length")
+    require(
+        loss.shape == it.shape and loss.size > 0,
+        "log",
+        f"{path}: train_loss and train_iter are empty or differ in length",
+    )
     out = np.empty(seen.shape)
     prev = -np.inf
     for i, s in enumerate(seen):
@@ -147,53 +171,60 @@ def _train_loss_windows(f, seen: np.ndarray, path: str) -> np.ndarray:
     return out
 
 
-def read_log(path: str | os.PathLike, curves: Sequence[str] = ("icl", "ciwl", "total"), metric: str = "loss", min_points: int = MIN_POINTS,
-             skip_first: int = 0, max_seen: float | None = None) -> Curves:
+def _evaluator_curve(f, name: str, metric: str, path: str) -> tuple[np.ndarray, str]:
+    """Curve ``name`` (not ``total``) and the dataset it was read from."""
+    group = evaluator_group(f, EVALUATOR_OF[name])
+    if group is None:  # an alias stored as a group of its own
+        group = evaluator_group(f, name)
+    require(
+        group is not None,
+        "log",
+        f"{path}: evaluator {EVALUATOR_OF[name]!r} (curve {name!r}) is missing; "
+        f"the log has {', '.join(sorted(f.keys()))}",
+    )
+    return _metric_of(group, metric, path, name), group.name.lstrip("/") + "/" + _dataset_of(metric)
+
+
+def _total_curve(f, seen: np.ndarray, metric: str, path: str) -> tuple[np.ndarray, str]:
+    """The training loss: ``train_eval`` if the log has it, else the per-step windows."""
+    if "train_eval" in f:
+        return _metric_of(f["train_eval"], metric, path, "total"), "train_eval/" + _dataset_of(metric)
+    require(metric == "loss", "metric", "the per-step training log has only the loss")
+    return _train_loss_windows(f, seen, path), "train_loss (mean since the previous evaluation)"
+
+
+def read_log(
+    path: str | os.PathLike,
+    curves: Sequence[str] = ("icl", "ciwl", "total"),
+    metric: str = "loss",
+    min_points: int = MIN_POINTS,
+    skip_first: int = 0,
+    max_seen: float | None = None,
+) -> Curves:
     """Read curves from a transformer ``log.h5`` (dropping the first ``skip_first`` evaluations and
     those after ``max_seen`` sequences seen).
 
     Raises :class:`ConfigError` (parameter ``log``) if the file is missing or unreadable, lacks an
     evaluator needed by ``curves``, has fewer than ``min_points`` evaluations or non-finite values.
     """
-    import h5py
-
     path = os.fspath(path)
     curves = parse_curve_names(curves)
     require(metric in METRICS, "metric", f"must be one of {METRICS} (got {metric!r})")
-    require(os.path.isfile(path), "log", f"no such file: {path}")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise ConfigError("log", f"cannot read {path} as HDF5: {e}") from None
-    with f:
-        require("eval_iter" in f, "log", f"{path}: no 'eval_iter' dataset; not a transformer log")
+    with open_log(path, "log") as f:
         seen = np.asarray(f["eval_iter"][()], dtype=np.float64)
         values, sources = {}, {}
         for name in curves:
             if name == "total":
-                if "train_eval" in f:
-                    group = f["train_eval"]
-                    values[name] = _metric_of(group, metric, path, name)
-                    sources[name] = "train_eval/" + ("loss" if metric == "loss" else "acc")
-                else:
-                    require(metric == "loss", "metric", "the per-step training log has only the loss")
-                    values[name] = _train_loss_windows(f, seen, path)
-                    sources[name] = "train_loss (mean since the previous evaluation)"
-                continue
-            group = next((f[g] for g in EVALUATOR_OF[name] if g in f), None)
-            require(
-                group is not None,
-                "log",
-                f"{path}: evaluator {EVALUATOR_OF[name][0]!r} (curve {name!r}) is missing; the log has {', '.join(sorted(f.keys()))}",
-            )
-            values[name] = _metric_of(group, metric, path, name)
-            sources[name] = group.name.lstrip("/") + "/" + ("loss" if metric == "loss" else "acc")
+                values[name], sources[name] = _total_curve(f, seen, metric, path)
+            else:
+                values[name], sources[name] = _evaluator_curve(f, name, metric, path)
         for name, y in values.items():
-            require(y.shape == seen.shape, "log", f"{path}: curve {name!r} has {y.shape[0]} evaluations but eval_iter has {seen.shape[0]}")
-        try:
-            config = json.loads(f.attrs["config"]) if "config" in f.attrs else {}
-        except (TypeError, ValueError):
-            config = {}
+            require(
+                y.shape == seen.shape,
+                "log",
+                f"{path}: curve {name!r} has {y.shape[0]} evaluations but eval_iter has {seen.shape[0]}",
+            )
+        config = read_config(f)
     curves = Curves(seen=seen, values=values, metric=metric, source=path, sources=sources, config=config)
     if max_seen is not None:
         curves = curves.until(max_seen)
@@ -202,28 +233,4 @@ def read_log(path: str | os.PathLike, curves: Sequence[str] = ("icl", "ciwl", "t
     return curves.validate(min_points)
 
 
-def write_log(path: str | os.PathLike, seen: np.ndarray, evaluators: dict[str, dict[str, np.ndarray]], config: dict | None = None,
-              train_loss: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-    """Write a log in the transformer layout (for tests and synthetic examples).
-
-    ``evaluators``: group name → {metric: (n_evals, n_eval_sequences) array}; ``train_loss``:
-    optional (train_iter, train_loss) per-step arrays. Soft links are added as the trainer does.
-    """
-    import h5py
-
-    with h5py.File(os.fspath(path), "w") as f:
-        f.attrs["config"] = json.dumps(config or {})
-        f.create_dataset("eval_iter", data=np.asarray(seen, dtype=np.int64))
-        for name, metrics in evaluators.items():
-            g = f.create_group(name)
-            for m, v in metrics.items():
-                g.create_dataset(m, data=np.asarray(v, dtype=np.float32))
-        for alias, target in (("ciwl", "iwl_copy_avail"), ("flip", "flip_icl"), ("iwl", "pure_iwl")):
-            if target in evaluators:
-                f[alias] = h5py.SoftLink("/" + target)
-        if train_loss is not None:
-            f.create_dataset("train_iter", data=np.asarray(train_loss[0], dtype=np.int64))
-            f.create_dataset("train_loss", data=np.asarray(train_loss[1], dtype=np.float32))
-
-
-__all__ = ["CURVE_NAMES", "Curves", "EVALUATOR_OF", "METRICS", "MIN_POINTS", "parse_curve_names", "read_log", "write_log"]
+__all__ = ["CURVE_NAMES", "Curves", "EVALUATOR_OF", "METRICS", "MIN_POINTS", "parse_curve_names", "read_log"]

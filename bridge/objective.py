@@ -32,7 +32,9 @@ IRLS_SWEEPS = 3
 _TINY = 1e-300
 
 
-def project_linear(m: Float[Array, " n"], y: Float[Array, " n"], w: Float[Array, " n"]) -> tuple[Array, Array]:
+def project_linear(
+    m: Float[Array, " n"], y: Float[Array, " n"], w: Float[Array, " n"]
+) -> tuple[Array, Array]:
     """Weighted least-squares (scale > 0, offset ≥ 0) of ``y ≈ scale · m + offset``."""
     W = jnp.sum(w)
     m_bar = jnp.sum(w * m) / W

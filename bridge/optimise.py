@@ -15,10 +15,18 @@ the Diffrax solve) at a *candidate* θ, and keeps the best point seen so far:
 
 A candidate whose solve fails (NaN) is simply rejected. The loop stops after
 ``adam_steps + lm_steps`` evaluations, once LM has converged (relative improvement of an accepted
-step < ``ftol``, cost < 1e-28, or λ > 1e12), or at once if the initial guess's solve fails. The returned point is the best one evaluated, so the
-fit is never worse than its initial guess (the first candidate). The starts are vmapped; a start
-that has finished evaluates a trivially cheap candidate while the others continue (its state no
-longer changes).
+step < ``ftol``, cost < 1e-28, or λ > 1e12), or at once if the initial guess's solve fails. The
+returned point is the best one evaluated, so the fit is never worse than its initial guess (the
+first candidate). The starts are vmapped; a start that has finished evaluates a trivially cheap
+candidate while the others continue (its state no longer changes).
+
+Why not ``optimistix.least_squares(..., optx.LevenbergMarquardt(...))``: optimistix's LM damps with
+:math:`λI` (Levenberg) rather than :math:`λ\,\mathrm{diag}(J^\top J)` (Marquardt: the parameters
+here have very different curvatures), adapts a trust-region radius by the ratio of actual to
+predicted reduction (× 3.5 / × 0.25) instead of λ ÷ 3 / × 4, has no :math:`|δ|_\infty` cap, no
+Adam phase sharing the loop and the best point with LM, and no rejection of candidates whose solve
+failed counted in one iteration budget; it cannot reproduce these fits (``fit.json``), which must
+stay unchanged until the fit itself is reworked.
 """
 
 from __future__ import annotations
@@ -79,7 +87,9 @@ def _lm_step(J, r, lam, max_step=1.0):
     return jnp.where(jnp.all(jnp.isfinite(delta)), delta, 0.0)
 
 
-def minimise_one(spec: FitSpec, solve: SolveSettings, opt: OptimiserSettings, theta0, u, Y, sigma) -> StartResult:
+def minimise_one(
+    spec: FitSpec, solve: SolveSettings, opt: OptimiserSettings, theta0, u, Y, sigma
+) -> StartResult:
     """Minimise the projected cost from one initial θ (pure; vmap over ``theta0``)."""
     res_fn = functools.partial(residuals, spec, solve)
 
@@ -132,8 +142,16 @@ def minimise_one(spec: FitSpec, solve: SolveSettings, opt: OptimiserSettings, th
         # a candidate whose solve is trivially cheap (toy-time span 1) instead of its last one
         cand = jnp.where(converged, cheap, cand)
         return dict(
-            k=k, cand=cand, adam_state=adam_state, best=best, cost_best=cost_best, r_best=r_best, J_best=J_best,
-            cost0=jnp.where(s["k"] == 0, cost, s["cost0"]), lam=lam, done=converged,
+            k=k,
+            cand=cand,
+            adam_state=adam_state,
+            best=best,
+            cost_best=cost_best,
+            r_best=r_best,
+            J_best=J_best,
+            cost0=jnp.where(s["k"] == 0, cost, s["cost0"]),
+            lam=lam,
+            done=converged,
         )
 
     def cond(s):
@@ -141,18 +159,27 @@ def minimise_one(spec: FitSpec, solve: SolveSettings, opt: OptimiserSettings, th
 
     s = jax.lax.while_loop(cond, body, init)
     return StartResult(
-        theta=s["best"], cost=s["cost_best"], initial_cost=s["cost0"], residuals=s["r_best"], jacobian=s["J_best"],
-        iterations=s["k"], converged=s["done"],
+        theta=s["best"],
+        cost=s["cost_best"],
+        initial_cost=s["cost0"],
+        residuals=s["r_best"],
+        jacobian=s["J_best"],
+        iterations=s["k"],
+        converged=s["done"],
     )
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def minimise_starts(spec: FitSpec, solve: SolveSettings, opt: OptimiserSettings, theta0, u, Y, sigma) -> StartResult:
+def minimise_starts(
+    spec: FitSpec, solve: SolveSettings, opt: OptimiserSettings, theta0, u, Y, sigma
+) -> StartResult:
     """:func:`minimise_one` vmapped over starts ``theta0`` of shape (n_starts, p)."""
     return jax.vmap(lambda t: minimise_one(spec, solve, opt, t, u, Y, sigma))(theta0)
 
 
-def minimise_starts_loop(spec: FitSpec, solve: SolveSettings, opt: OptimiserSettings, theta0, u, Y, sigma) -> list[StartResult]:
+def minimise_starts_loop(
+    spec: FitSpec, solve: SolveSettings, opt: OptimiserSettings, theta0, u, Y, sigma
+) -> list[StartResult]:
     """The unvmapped baseline: one compiled start at a time (for the benchmark)."""
     one = _minimise_one_jit
     return [one(spec, solve, opt, t, u, Y, sigma) for t in theta0]

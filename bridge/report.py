@@ -19,22 +19,29 @@ from typing import Any
 
 import numpy as np
 
-from toymodels.atomic import atomic_write
+from toymodels._internal import write_text_atomic
 
 from .fitting import FitResult
 
 TOY_LABELS = {"mechanism_1": "mechanism 1 (ICL)", "mechanism_2": "mechanism 2 (CIWL)", "total": "total"}
-COLOURS = {"icl": "tab:blue", "ciwl": "tab:orange", "total": "black", "train_eval": "black", "flip": "tab:green", "iwl": "tab:red"}
+COLOURS = {
+    "icl": "tab:blue",
+    "ciwl": "tab:orange",
+    "total": "black",
+    "train_eval": "black",
+    "flip": "tab:green",
+    "iwl": "tab:red",
+}
 
 
-def _clean(x: Any) -> Any:
+def jsonable(x: Any) -> Any:
     """JSON-safe values: NaN/inf → None, NumPy → Python."""
     if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
+        return [jsonable(v) for v in x]
     if isinstance(x, np.ndarray):
-        return _clean(x.tolist())
+        return jsonable(x.tolist())
     if isinstance(x, (np.bool_, bool)):
         return bool(x)
     if isinstance(x, (np.integer,)):
@@ -59,7 +66,7 @@ def fit_dict(result: FitResult) -> dict[str, Any]:
             "source": result.curves.sources.get(name, ""),
         }
     settings = dataclasses.asdict(result.settings)
-    return _clean(
+    return jsonable(
         {
             "mu1": p["mu1"],
             "mu2": p["mu2"],
@@ -98,7 +105,7 @@ def fit_dict(result: FitResult) -> dict[str, Any]:
 def write_json_atomic(data: dict[str, Any], path: str) -> None:
     """Write JSON atomically (temporary file in the same directory, then rename)."""
     text = json.dumps(data, indent=2, allow_nan=False) + "\n"  # fails before anything is written
-    write_text_atomic(text, path)
+    write_text_atomic(path, text)
 
 
 def _fmt(value: float, err: float | None = None) -> str:
@@ -113,17 +120,22 @@ def _fmt(value: float, err: float | None = None) -> str:
 def summary_lines(result: FitResult) -> list[str]:
     """A short human-readable summary."""
     p, e = result.params, result.stderr
+
+    def val(name: str) -> str:
+        return _fmt(p[name], e.get(name))
+
     lines = [
-        f"fit of {result.curves.source} ({result.curves.n_points} evaluations, {len(result.spec.curves)} curves, "
-        f"{len(result.start_costs)} starts, {result.seconds:.1f} s)",
-        f"  mu1 = {_fmt(p['mu1'], e.get('mu1'))}   mu2 = {_fmt(p['mu2'], e.get('mu2'))}   alpha = {_fmt(p['alpha'], e.get('alpha'))}",
-        f"  dims: a = {_fmt(p['dim_a'], e.get('dim_a'))}, b = c = {_fmt(p['dim_bc'], e.get('dim_bc'))}, d = {_fmt(p['dim_d'], e.get('dim_d'))}"
-        f"   overlap = {_fmt(p['overlap'], e.get('overlap'))}",
-        f"  time scale = {_fmt(p['time_scale'], e.get('time_scale'))} sequences per unit toy time (span {p['span']:.4g})",
+        f"fit of {result.curves.source} ({result.curves.n_points} evaluations, "
+        f"{len(result.spec.curves)} curves, {len(result.start_costs)} starts, {result.seconds:.1f} s)",
+        f"  mu1 = {val('mu1')}   mu2 = {val('mu2')}   alpha = {val('alpha')}",
+        f"  dims: a = {val('dim_a')}, b = c = {val('dim_bc')}, d = {val('dim_d')}"
+        f"   overlap = {val('overlap')}",
+        f"  time scale = {val('time_scale')} sequences per unit toy time (span {p['span']:.4g})",
     ]
     for name in result.spec.curve_names:
         lines.append(
-            f"  {name:10s} R² = {result.r2[name]:.4f}   scale = {_fmt(result.scales[name], result.scale_stderr[name])}   "
+            f"  {name:10s} R² = {result.r2[name]:.4f}   "
+            f"scale = {_fmt(result.scales[name], result.scale_stderr[name])}   "
             f"offset = {_fmt(result.offsets[name], result.offset_stderr[name])}"
         )
     t = result.transience
@@ -139,7 +151,9 @@ def summary_lines(result: FitResult) -> list[str]:
         ob = t["observed"]
         if ob["learned"]:
             fade = f"fades by {ob['fade_at']:.3g}" if ob["fades"] else "has not faded by the end of the log"
-            lines.append(f"  transformer: ICL loss is lowest at {ob['peak_at']:.3g} sequences seen and {fade}")
+            lines.append(
+                f"  transformer: ICL loss is lowest at {ob['peak_at']:.3g} sequences seen and {fade}"
+            )
         else:
             lines.append("  transformer: the ICL loss never falls below its first value")
     lines.append(f"  cost {result.cost:.4g} (its initial guess: {result.initial_cost:.4g})")
@@ -171,7 +185,15 @@ def overlay_figure(result: FitResult):
     ax.grid(alpha=0.3)
     ax = axes[1]
     for k, name in enumerate(result.spec.curve_names):
-        ax.plot(seen, result.curves.values[name] - result.prediction[k], ".-", ms=3, lw=0.8, color=COLOURS.get(name), label=name)
+        ax.plot(
+            seen,
+            result.curves.values[name] - result.prediction[k],
+            ".-",
+            ms=3,
+            lw=0.8,
+            color=COLOURS.get(name),
+            label=name,
+        )
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xlabel("sequences seen")
     ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
@@ -182,7 +204,13 @@ def overlay_figure(result: FitResult):
     ax = axes[2]
     g = result.toy_grid
     mu1 = result.params["mu1"]
-    ax.plot(g["t"], g["mechanism_1"] + mu1, color="tab:blue", lw=1.6, label=f"mechanism 1 loss + μ₁ (μ₁={mu1:.3g})")
+    ax.plot(
+        g["t"],
+        g["mechanism_1"] + mu1,
+        color="tab:blue",
+        lw=1.6,
+        label=f"mechanism 1 loss + μ₁ (μ₁={mu1:.3g})",
+    )
     ax.plot(g["t"], g["mechanism_2"], color="tab:orange", lw=1.6, label="mechanism 2 loss")
     ax.plot(g["t"], g["total"], color="black", ls="--", lw=1.2, label="total loss")
     ax.axvline(result.params["span"], color="grey", ls=":", lw=1, label="end of the log")
@@ -195,13 +223,17 @@ def overlay_figure(result: FitResult):
     )
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both", lw=0.4)
-    fig.suptitle(os.path.basename(os.path.dirname(os.path.abspath(result.curves.source))) or result.curves.source, fontsize=10)
+    fig.suptitle(
+        os.path.basename(os.path.dirname(os.path.abspath(result.curves.source))) or result.curves.source,
+        fontsize=10,
+    )
     fig.subplots_adjust(left=0.05, right=0.99, bottom=0.12, top=0.88, wspace=0.25)
     return fig
 
 
 def table_markdown(rows: list[tuple[str, dict[str, Any]]]) -> str:
     """Side-by-side Markdown table of ``fit.json`` dictionaries (one column per run)."""
+
     def cell(d, key):
         if key in ("dim_a", "dim_bc", "dim_d"):
             v = d["dims"]["a" if key == "dim_a" else "b" if key == "dim_bc" else "d"]
@@ -218,23 +250,32 @@ def table_markdown(rows: list[tuple[str, dict[str, Any]]]) -> str:
         lines.append(f"| {key} | " + " | ".join(cell(d, key) for _, d in rows) + " |")
     curve_names = sorted({c for _, d in rows for c in d["curves"]})
     for c in curve_names:
-        lines.append(f"| R² {c} | " + " | ".join(_fmt(d["curves"][c]["r2"]) if c in d["curves"] else "–" for _, d in rows) + " |")
+        lines.append(
+            f"| R² {c} | "
+            + " | ".join(_fmt(d["curves"][c]["r2"]) if c in d["curves"] else "–" for _, d in rows)
+            + " |"
+        )
     for key, label in (("peak_at", "toy ICL peak (seen)"), ("fade_at", "toy ICL fade (seen)")):
-        lines.append(f"| {label} | " + " | ".join(_fmt(d["transience"]["predicted"].get(key) or np.nan) for _, d in rows) + " |")
-    lines.append("| transformer ICL-loss minimum (seen) | " + " | ".join(
-        _fmt((d["transience"].get("observed") or {}).get("peak_at") or np.nan) for _, d in rows) + " |")
+        lines.append(
+            f"| {label} | "
+            + " | ".join(_fmt(d["transience"]["predicted"].get(key) or np.nan) for _, d in rows)
+            + " |"
+        )
+    lines.append(
+        "| transformer ICL-loss minimum (seen) | "
+        + " | ".join(_fmt((d["transience"].get("observed") or {}).get("peak_at") or np.nan) for _, d in rows)
+        + " |"
+    )
     lines.append("| cost | " + " | ".join(_fmt(d["fit"]["cost"]) for _, d in rows) + " |")
     return "\n".join(lines) + "\n"
 
 
-def write_text_atomic(text: str, path: str) -> None:
-    """Write text atomically (temporary file in the same directory, then rename)."""
-    atomic_write(path, lambda tmp: _write_text(tmp, text), suffix=os.path.splitext(path)[1] or ".txt")
-
-
-def _write_text(path: str, text: str) -> None:
-    with open(path, "w") as f:
-        f.write(text)
-
-
-__all__ = ["fit_dict", "overlay_figure", "summary_lines", "table_markdown", "write_json_atomic", "write_text_atomic"]
+__all__ = [
+    "fit_dict",
+    "jsonable",
+    "overlay_figure",
+    "summary_lines",
+    "table_markdown",
+    "write_json_atomic",
+    "write_text_atomic",
+]

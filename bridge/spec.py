@@ -73,7 +73,11 @@ class FitSpec:
         robust: ``None`` for least squares, or the Huber threshold δ on curve-normalised residuals.
     """
 
-    curves: tuple[tuple[str, str], ...] = (("icl", "mechanism_1"), ("ciwl", "mechanism_2"), ("total", "total"))
+    curves: tuple[tuple[str, str], ...] = (
+        ("icl", "mechanism_1"),
+        ("ciwl", "mechanism_2"),
+        ("total", "total"),
+    )
     free: tuple[str, ...] = DEFAULT_FREE
     fixed: tuple[tuple[str, float], ...] = ()
     robust: float | None = None
@@ -87,20 +91,38 @@ class FitSpec:
         names = [a for a, _ in self.curves]
         require(len(set(names)) == len(names), "curves", f"repeated curve names {names}")
         for a, b in self.curves:
-            require(a in CURVE_NAMES, "curves", f"unknown transformer curve {a!r} (known: {', '.join(CURVE_NAMES)})")
+            require(
+                a in CURVE_NAMES,
+                "curves",
+                f"unknown transformer curve {a!r} (known: {', '.join(CURVE_NAMES)})",
+            )
             require(b in TOY_CURVES, "curves", f"unknown toy curve {b!r} (known: {', '.join(TOY_CURVES)})")
         require(len(set(self.free)) == len(self.free), "free", f"repeated names in {self.free}")
         for name in self.free:
-            require(name in TOY_PARAMETERS, "free", f"unknown parameter {name!r} (known: {', '.join(TOY_PARAMETERS)})")
+            require(
+                name in TOY_PARAMETERS,
+                "free",
+                f"unknown parameter {name!r} (known: {', '.join(TOY_PARAMETERS)})",
+            )
         require("span" in self.free, "free", "the time scale (span) must be fitted")
         for name, value in self.fixed:
             require(name in TOY_PARAMETERS, "fixed", f"unknown parameter {name!r}")
             require(name not in self.free, "fixed", f"{name!r} is both free and fixed")
             lower = 1.0 if name.startswith("dim_") else 0.0
-            require(np.isfinite(value) and value >= lower, "fix", f"{name} must be a finite number >= {lower:g} (got {value})")
+            require(
+                np.isfinite(value) and value >= lower,
+                "fix",
+                f"{name} must be a finite number >= {lower:g} (got {value})",
+            )
             if name == "overlap":
-                require(value > 0, "fix", "overlap must be > 0 (P = 0 is invariant: the toy would never learn)")
-        require(self.robust is None or (np.isfinite(self.robust) and self.robust > 0), "robust", f"must be > 0 (got {self.robust})")
+                require(
+                    value > 0, "fix", "overlap must be > 0 (P = 0 is invariant: the toy would never learn)"
+                )
+        require(
+            self.robust is None or (np.isfinite(self.robust) and self.robust > 0),
+            "robust",
+            f"must be > 0 (got {self.robust})",
+        )
 
     @property
     def curve_names(self) -> tuple[str, ...]:
@@ -173,12 +195,19 @@ def jax_sigmoid(u):
     return 1.0 / (1.0 + jnp.exp(-u))
 
 
-def spec_for(curves: Sequence[str], free: Sequence[str] | None = None, fixed: Mapping[str, float] | None = None,
-             robust: float | None = None, match: Mapping[str, str] | None = None) -> FitSpec:
+def spec_for(
+    curves: Sequence[str],
+    free: Sequence[str] | None = None,
+    fixed: Mapping[str, float] | None = None,
+    robust: float | None = None,
+    match: Mapping[str, str] | None = None,
+) -> FitSpec:
     """A :class:`FitSpec` pairing each transformer curve with its default toy curve."""
     match = {**DEFAULT_MATCH, **(match or {})}
     for c in curves:
-        require(c in match, "curves", f"no toy curve corresponds to {c!r}; fit icl, ciwl, total or train_eval")
+        require(
+            c in match, "curves", f"no toy curve corresponds to {c!r}; fit icl, ciwl, total or train_eval"
+        )
     return FitSpec(
         curves=tuple((c, match[c]) for c in curves),
         free=tuple(DEFAULT_FREE if free is None else free),

@@ -3,7 +3,8 @@
 :func:`toy_generated_curves` solves the reduced coopetition toy with known parameters, maps each toy
 curve into "transformer units" with known scales and offsets, optionally adds Gaussian noise
 (standard deviation ``noise`` × the curve's spread), and returns :class:`bridge.logs.Curves`;
-:func:`write_synthetic_log` stores such curves as a ``log.h5`` in the transformer layout.
+:func:`write_synthetic_log` stores such curves as a ``log.h5`` in the transformer layout
+(:func:`transformer.log.write_log`).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from toymodels.precision import numerics
+from transformer.log import write_log
 
-from .logs import Curves, write_log
+from .logs import EVALUATOR_OF, Curves
 from .spec import DEFAULTS, FitSpec
 from .toy import toy_curves
 
@@ -37,7 +39,8 @@ def toy_generated_curves(
     seen = np.asarray(seen, dtype=np.float64)
     values = {**DEFAULTS, **dict(truth)}
     with numerics("float64"):
-        toy = toy_curves(spec.toy_params({k: jnp.asarray(v) for k, v in values.items()}), jnp.asarray(seen / seen[-1]))
+        params = spec.toy_params({k: jnp.asarray(v) for k, v in values.items()})
+        toy = toy_curves(params, jnp.asarray(seen / seen[-1]))
         toy = {k: np.asarray(v) for k, v in toy.items()}
     rng = np.random.default_rng(seed)
     out = {}
@@ -52,7 +55,7 @@ def toy_generated_curves(
 def write_synthetic_log(path, curves: Curves, n_eval: int = 4) -> None:
     """Write ``curves`` (names icl, ciwl, total/train_eval) as a transformer ``log.h5``: every
     evaluation sequence of an evaluator gets the curve value, so the evaluator means are exact."""
-    group_of = {"icl": "icl", "ciwl": "iwl_copy_avail", "total": "train_eval", "train_eval": "train_eval", "flip": "flip_icl", "iwl": "pure_iwl"}
+    group_of = {**EVALUATOR_OF, "total": EVALUATOR_OF["train_eval"]}
     evaluators = {}
     for name, y in curves.values.items():
         loss = np.repeat(np.asarray(y, dtype=np.float64)[:, None], n_eval, axis=1)

@@ -88,7 +88,9 @@ class SolveSettings:
     solver: str = "tsit5"
 
 
-def toy_curves(p: ToyParams, u_save: Float[Array, " n_times"], settings: SolveSettings = SolveSettings()) -> dict[str, Float[Array, " n_times"]]:
+def toy_curves(
+    p: ToyParams, u_save: Float[Array, " n_times"], settings: SolveSettings = SolveSettings()
+) -> dict[str, Float[Array, " n_times"]]:
     """Toy curves (toy units) at normalised times ``u_save`` ⊂ [0, 1]; NaN if the solver failed.
 
     Pure and traceable in ``p``: vmap it over starts and differentiate it in **forward mode**
@@ -106,7 +108,9 @@ def toy_curves(p: ToyParams, u_save: Float[Array, " n_times"], settings: SolveSe
         return jax.tree.map(lambda v: p.span * v, dyn.velocity(y, params))
 
     def measures(t, y, args):
-        terms = loss_terms(model, dyn.stats(y, params), [params.mu[0], params.mu[1]], params.alpha, dyn.dims(params))
+        terms = loss_terms(
+            model, dyn.stats(y, params), [params.mu[0], params.mu[1]], params.alpha, dyn.dims(params)
+        )
         return {"mechanism_1": terms.mechanisms[0], "mechanism_2": terms.mechanisms[1], "total": terms.total}
 
     sol = diffrax.diffeqsolve(
@@ -126,4 +130,12 @@ def toy_curves(p: ToyParams, u_save: Float[Array, " n_times"], settings: SolveSe
     return {k: jnp.where(ok & jnp.isfinite(v), v, jnp.nan) for k, v in sol.ys.items()}
 
 
-__all__ = ["TOY_CURVES", "VECTORS", "ToyParams", "coopetition_dynamics", "SolveSettings", "initial_state", "toy_curves"]
+__all__ = [
+    "TOY_CURVES",
+    "VECTORS",
+    "ToyParams",
+    "coopetition_dynamics",
+    "SolveSettings",
+    "initial_state",
+    "toy_curves",
+]

@@ -18,6 +18,11 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+# the run's config entries quoted in the table
+CONFIG_KEYS = (
+    "n_classes", "n_exemplars", "synth_dim", "lr", "lr_steps", "batch_size", "n_sequences", "eval_every",
+    "n_eval",
+)
 
 
 def main(argv=None) -> int:
@@ -26,35 +31,50 @@ def main(argv=None) -> int:
     p.add_argument("--starts", type=int, default=8)
     p.add_argument("--lm-steps", type=int, default=80, help="Levenberg–Marquardt iteration cap per start")
     p.add_argument("--skip-first", type=int, default=0, help="leave out the first N evaluations")
-    p.add_argument("--max-seen", type=float, default=None, help="fit only evaluations up to this many sequences seen")
+    p.add_argument(
+        "--max-seen", type=float, default=None, help="fit only evaluations up to this many sequences seen"
+    )
     p.add_argument("--prefix", default="bridge_cpu_quick", help="output file prefix in paper_figs/")
     args = p.parse_args(argv)
 
-    from bridge.fitting import FitSettings, fit_curves
-    from bridge.logs import read_log
-    from bridge.optimise import OptimiserSettings
-    from bridge.report import fit_dict, overlay_figure, summary_lines, table_markdown, write_json_atomic, write_text_atomic
-    from bridge.spec import spec_for
+    from bridge import (
+        FitSettings,
+        OptimiserSettings,
+        fit_curves,
+        fit_dict,
+        overlay_figure,
+        read_log,
+        spec_for,
+        summary_lines,
+        table_markdown,
+        write_json_atomic,
+    )
+    from toymodels._internal import write_text_atomic
     from toymodels.plotting import save_figure
 
-    curves = read_log(args.log, ("icl", "ciwl", "total"), skip_first=args.skip_first, max_seen=args.max_seen)
-    result = fit_curves(curves, spec_for(("icl", "ciwl", "total")), FitSettings(n_starts=args.starts, optimiser=OptimiserSettings(lm_steps=args.lm_steps)))
+    names = ("icl", "ciwl", "total")
+    curves = read_log(args.log, names, skip_first=args.skip_first, max_seen=args.max_seen)
+    settings = FitSettings(n_starts=args.starts, optimiser=OptimiserSettings(lm_steps=args.lm_steps))
+    result = fit_curves(curves, spec_for(names), settings)
     d = fit_dict(result)
     base = os.path.join(HERE, args.prefix)
     save_figure(overlay_figure(result), base + "_overlay.png")
     write_json_atomic(d, base + "_fit.json")
     cfg = curves.config
     lines = [
-        f"# Bridge fit of a transformer run\n",
+        "# Bridge fit of a transformer run\n",
         f"Log: `{args.log}` ({curves.n_points} evaluations up to {int(curves.seen[-1])} sequences seen).",
-        "Run config: " + ", ".join(f"{k}={cfg[k]}" for k in ("n_classes", "n_exemplars", "synth_dim", "lr", "lr_steps", "batch_size", "n_sequences", "eval_every", "n_eval") if k in cfg) + ".",
-        f"Command: `python paper_figs/bridge_cpu_quick.py --log {args.log} --starts {args.starts} --lm-steps {args.lm_steps} --skip-first {args.skip_first}" + (f" --max-seen {args.max_seen:g}" if args.max_seen else "") + "`\n",
+        "Run config: " + ", ".join(f"{k}={cfg[k]}" for k in CONFIG_KEYS if k in cfg) + ".",
+        f"Command: `python paper_figs/bridge_cpu_quick.py --log {args.log} --starts {args.starts} "
+        f"--lm-steps {args.lm_steps} --skip-first {args.skip_first}"
+        + (f" --max-seen {args.max_seen:g}" if args.max_seen else "")
+        + "`\n",
         table_markdown([("fit", d)]),
         "```",
         *summary_lines(result),
         "```",
     ]
-    write_text_atomic("\n".join(lines) + "\n", base + "_fit.md")
+    write_text_atomic(base + "_fit.md", "\n".join(lines) + "\n")
     print("\n".join(summary_lines(result)))
     print(f"wrote {base}_overlay.png, {base}_fit.json, {base}_fit.md")
     return 0

@@ -20,13 +20,18 @@ def main() -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from toymodels.escape import escape_table
+    from toymodels.analysis import escape_table
 
     n, z = 20.0, 1.0
     rows, exps = escape_table((2, 3, 4, 5), n=n, z=z)
-    csv = ["N,sigma,t_numeric,t_predicted,ratio"] + [f"{r.N},{r.sigma:.6e},{r.t_numeric:.10e},{r.t_predicted:.10e},{r.ratio:.8f}" for r in rows]
+    csv = ["N,sigma,t_numeric,t_predicted,ratio"] + [
+        f"{r.N},{r.sigma:.6e},{r.t_numeric:.10e},{r.t_predicted:.10e},{r.ratio:.8f}" for r in rows
+    ]
     md = [
-        f"# Plateau escape time (n = {n:g}, z = {z:g}, symmetric start, gradient flow; escape = loss ≤ ½·L(0))",
+        (
+            f"# Plateau escape time (n = {n:g}, z = {z:g}, symmetric start, gradient flow; "
+            "escape = loss ≤ ½·L(0))"
+        ),
         "",
         "| N | σ | t numeric | t predicted | ratio |",
         "|---|---|---|---|---|",
@@ -46,7 +51,14 @@ def main() -> int:
         rs = [r for r in rows if r.N == N]
         s = np.array([r.sigma for r in rs])
         ax.loglog(s, [r.t_numeric for r in rs], "o", label=f"N = {N} numeric (slope {exps[N][0]:.3f})")
-        ax.loglog(s, [r.t_predicted for r in rs], "-", color=ax.lines[-1].get_color(), alpha=0.6, label=f"N = {N}: $n^{{N/2}}(z\\sigma)^{{-(N-2)}}/(N-2)$")
+        ax.loglog(
+            s,
+            [r.t_predicted for r in rs],
+            "-",
+            color=ax.lines[-1].get_color(),
+            alpha=0.6,
+            label=f"N = {N}: $n^{{N/2}}(z\\sigma)^{{-(N-2)}}/(N-2)$",
+        )
     ax.set_xlabel(r"init scale $\sigma$")
     ax.set_ylabel("escape time")
     ax.legend(fontsize=7)

@@ -13,15 +13,13 @@ import argparse
 import os
 import sys
 
-import numpy as np
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def headline(log: str) -> dict[str, float]:
-    from transformer.plot import read_curves
+    from transformer.log import evaluator_means
 
-    c = read_curves(log)
+    c = evaluator_means(log)
     icl, flip = c["icl/in_context_acc"], c["flip_icl/in_context_acc"]
     return {
         "icl_peak": float(icl.max()),
@@ -45,8 +43,7 @@ def main(argv=None) -> int:
 
     log = args.log
     if log is None:
-        from transformer.config import preset_config
-        from transformer.train import train
+        from transformer import preset_config, train
 
         log = train(preset_config("cpu-quick"), args.run_dir, resume=True)
     h = headline(log)

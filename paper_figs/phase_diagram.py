@@ -15,14 +15,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def main() -> int:
-    from toymodels.fixed_points import (
+    from toymodels.analysis import (
         check_phase_diagram_with_runs,
         coopetition_fixed_points,
         format_table,
         phase_diagram,
         plot_phase_diagram,
+        saddle_report,
     )
-    from toymodels.saddle import saddle_report
 
     dims = (20, 20, 20, 160)
     tables = []
@@ -32,10 +32,18 @@ def main() -> int:
     with open(os.path.join(HERE, "phase_diagram_fixed_points.txt"), "w") as f:
         f.write("\n\n".join(tables) + "\n")
     pd = phase_diagram(dims, grid=13, n_starts=512)
-    checks = check_phase_diagram_with_runs(pd, points=((0.1, 0.1), (0.2, 0.05), (0.05, 0.25), (0.0, 0.1), (0.0, 0.25)), n_runs=16)
+    checks = check_phase_diagram_with_runs(
+        pd, points=((0.1, 0.1), (0.2, 0.05), (0.05, 0.25), (0.0, 0.1), (0.0, 0.25)), n_runs=16
+    )
     with open(os.path.join(HERE, "phase_diagram_checks.txt"), "w") as f:
         f.write("\n".join(checks.lines()) + "\n")
-        f.write("\nregime per grid point (rows mu1 = " + ", ".join(f"{m:.3g}" for m in pd.mu1) + "; columns alpha = " + ", ".join(f"{a:.3g}" for a in pd.alpha) + "):\n")
+        f.write(
+            "\nregime per grid point (rows mu1 = "
+            + ", ".join(f"{m:.3g}" for m in pd.mu1)
+            + "; columns alpha = "
+            + ", ".join(f"{a:.3g}" for a in pd.alpha)
+            + "):\n"
+        )
         f.write("\n".join(" ".join(str(x) for x in row) for row in pd.regime) + "\n")
     plot_phase_diagram(pd, os.path.join(HERE, "phase_diagram_coopetition.png"), checks=checks)
     rep = saddle_report(3)

@@ -18,8 +18,8 @@ import os
 import sys
 
 from toymodels.clamps import Clamp
-from toymodels.dynamics import GradientDescent
 from toymodels.experiment import ToyConfig, run
+from toymodels.methods import GradientDescent
 from toymodels.plotting import draw_run, plot_result, save_figure
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -36,8 +36,14 @@ def _plt():
 
 def tensor_clamping_runs(seed: int = 3):
     """Thesis §4.4.2 setting: 3 vectors of dim 20, GD with η = 1 for 1000 steps."""
-    base = ToyConfig(model="tensor", dims=(20, 20, 20), mu=(0.0,), alpha=0.0, seeds=(seed,),
-                     method=GradientDescent(lr=1.0, steps=1000, stop_loss=None))
+    base = ToyConfig(
+        model="tensor",
+        dims=(20, 20, 20),
+        mu=(0.0,),
+        alpha=0.0,
+        seeds=(seed,),
+        method=GradientDescent(lr=1.0, steps=1000, stop_loss=None),
+    )
     return {
         "no clamp": run(base),
         "c clamped": run(ToyConfig(**{**base.__dict__, "clamps": (Clamp("c"),)})),
@@ -77,7 +83,10 @@ def fig_4_7(out: str) -> str:
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle("Progress measures of the sub-circuit a: a phase change under normal training, smooth under clamping", fontsize=9)
+    fig.suptitle(
+        "Progress measures of the sub-circuit a: a phase change under normal training, smooth under clamping",
+        fontsize=9,
+    )
     fig.tight_layout()
     path = os.path.join(out, "toy_fig4_7.png")
     save_figure(fig, path)
@@ -125,4 +134,3 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

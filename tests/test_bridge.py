@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 
 from bridge.fitting import FitSettings, fit_curves, landmark_time, peak_and_fade
-from bridge.logs import read_log, write_log
+from bridge.logs import read_log
 from bridge.optimise import OptimiserSettings
 from bridge.spec import FitSpec, spec_for
 from bridge.synthetic import toy_generated_curves, write_synthetic_log
 from toymodels.errors import ConfigError
+from transformer.log import write_log
 
 CURVES = ["icl", "ciwl", "total"]
 TRUTH = dict(span=12000.0, mu1=0.15, alpha=0.08, dim_a=25.0, dim_bc=18.0, dim_d=120.0)
@@ -76,7 +77,12 @@ def test_noisy_recovery(spec):
     assert max(errs.values()) < 0.05, errs
     # the reported uncertainties are honest: the truth lies within 4 standard errors
     for k, v in TRUTH.items():
-        assert abs(result.params[k] - v) < 4 * result.stderr[k] + 1e-12, (k, result.params[k], v, result.stderr[k])
+        assert abs(result.params[k] - v) < 4 * result.stderr[k] + 1e-12, (
+            k,
+            result.params[k],
+            v,
+            result.stderr[k],
+        )
     assert all(r > 0.99 for r in result.r2.values())
 
 
@@ -237,7 +243,11 @@ def test_compare_cli(tmp_path, spec, clean_curves, capsys):
 
     runs = []
     for name, mu1 in (("plain", TRUTH["mu1"]), ("matched", 0.05)):
-        curves = clean_curves if name == "plain" else toy_generated_curves(spec, dict(TRUTH, mu1=mu1), SEEN, SCALES, OFFSETS)
+        curves = (
+            clean_curves
+            if name == "plain"
+            else toy_generated_curves(spec, dict(TRUTH, mu1=mu1), SEEN, SCALES, OFFSETS)
+        )
         (tmp_path / name).mkdir()
         write_synthetic_log(tmp_path / name / "log.h5", curves)
         runs.append(str(tmp_path / name))
@@ -257,10 +267,16 @@ def test_integer_refinement(clean_fit):
 
     from bridge.refine import integer_neighbours, refine_integer
 
-    assert integer_neighbours(17.3) == [17, 18] and integer_neighbours(18.0) == [18] and integer_neighbours(0.4) == [1]
+    assert (
+        integer_neighbours(17.3) == [17, 18]
+        and integer_neighbours(18.0) == [18]
+        and integer_neighbours(0.4) == [1]
+    )
     # the truth's dimensions are integers: round the (1e-13-accurate) fit so that one combination
     # of dimensions is simulated, with two seeds of the full-vector model
-    params = dict(clean_fit.params, **{k: float(round(clean_fit.params[k])) for k in ("dim_a", "dim_bc", "dim_d")})
+    params = dict(
+        clean_fit.params, **{k: float(round(clean_fit.params[k])) for k in ("dim_a", "dim_bc", "dim_d")}
+    )
     ref = refine_integer(dataclasses.replace(clean_fit, params=params), seeds=(0, 1))
     assert [c["seed"] for c in sorted(ref.candidates, key=lambda c: c["seed"])] == [0, 1]
     assert ref.candidates[0]["cost"] <= ref.candidates[1]["cost"]

@@ -6,8 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from toymodels.fixed_points import check_phase_diagram_with_runs, coopetition_fixed_points, phase_diagram
-from toymodels.losses import coopetition_model, loss_params, total_loss_from_stats, stats_of
+from toymodels.analysis import check_phase_diagram_with_runs, coopetition_fixed_points, phase_diagram
+from toymodels.losses import coopetition_model, loss_params, stats_of, total_loss_from_stats
 from toymodels.precision import numerics
 
 DIMS = (20, 20, 20, 160)
@@ -61,5 +61,7 @@ def test_phase_diagram_and_runs():
     pd = phase_diagram(DIMS, mu1_values=[0.0, 0.1, 0.2], alpha_values=[0.05, 0.2], n_starts=256)
     assert np.all(pd.regime[0] == 1)  # μ₁ = 0: both single-mechanism states stable
     assert np.all(pd.regime[1:] == 0)  # μ₁ > 0: only mechanism 2 stable
-    checks = check_phase_diagram_with_runs(pd, points=((0.1, 0.1), (0.0, 0.1)), n_runs=4, t_max=1e5, max_steps=20_000)
+    checks = check_phase_diagram_with_runs(
+        pd, points=((0.1, 0.1), (0.0, 0.1)), n_runs=4, t_max=1e5, max_steps=20_000
+    )
     assert all(ok for *_, ok in checks.rows), checks.lines()

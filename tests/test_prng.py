@@ -33,7 +33,9 @@ def test_draw_vectors_equals_the_original_key_splitting(model):
         for i, s in enumerate(seeds):
             t_ref, i_ref = _draw_one_seed(np.uint32(s), model, model.integer_dims())
             for v in model.vectors:
-                np.testing.assert_array_equal(np.asarray(targets[v][i], dtype=np.float32), np.asarray(t_ref[v]))
+                np.testing.assert_array_equal(
+                    np.asarray(targets[v][i], dtype=np.float32), np.asarray(t_ref[v])
+                )
                 np.testing.assert_array_equal(np.asarray(init[v][i], dtype=np.float32), np.asarray(i_ref[v]))
 
 

@@ -11,7 +11,14 @@ from toymodels.clamps import Clamp
 from toymodels.dynamics import GradientDescent, GradientFlow, simulate
 from toymodels.errors import ConfigError
 from toymodels.init import draw_vectors
-from toymodels.losses import LossParams, coopetition_model, loss_params, stats_of, tensor_model, total_loss_from_stats
+from toymodels.losses import (
+    LossParams,
+    coopetition_model,
+    loss_params,
+    stats_of,
+    tensor_model,
+    total_loss_from_stats,
+)
 from toymodels.precision import numerics
 from toymodels.reduced import (
     ReducedParams,
@@ -58,7 +65,9 @@ def worst_relative_error(full: ToyResult, red: ToyResult, names, horizon=None) -
     for k in names:
         f, r = full[k], red[k]
         assert f.shape == r.shape, k
-        np.testing.assert_array_equal(np.isfinite(f) & window, np.isfinite(r) & window, err_msg=f"{k}: stop patterns differ")
+        np.testing.assert_array_equal(
+            np.isfinite(f) & window, np.isfinite(r) & window, err_msg=f"{k}: stop patterns differ"
+        )
         both = np.isfinite(f) & window
         out[k] = float(np.max(relative_error(r, f)[both]))
     return out
@@ -110,16 +119,35 @@ def test_reduced_matches_full_model_on_paper_seeds(method):
     # GD: one vmapped call with 36 runs (incl. the perturbed copies); the gradient flow has no
     # edge-of-stability instability (its deterministic horizon covers every run), so 24 runs.
     n_full = 36 if gd else 24
-    full_all = simulate(model, method, _first(targets, n_full), _first(init, n_full), LossParams(lp.mu[:n_full], lp.alpha[:n_full]))
+    full_all = simulate(
+        model,
+        method,
+        _first(targets, n_full),
+        _first(init, n_full),
+        LossParams(lp.mu[:n_full], lp.alpha[:n_full]),
+    )
     red = simulate_reduced(  # one vmapped call, 24 runs
-        model, method, initial_stats_from_vectors(_first(targets, 24), _first(init, 24)), LossParams(lp.mu[:24], lp.alpha[:24])
+        model,
+        method,
+        initial_stats_from_vectors(_first(targets, 24), _first(init, 24)),
+        LossParams(lp.mu[:24], lp.alpha[:24]),
     )
     names = tracked_losses(model)
-    full = ToyResult(full_all.t, {k: v[:24] for k, v in full_all.measures.items()}, {}, full_all.stop[:24], full_all.failure[:24], {}, {})
+    full = ToyResult(
+        full_all.t,
+        {k: v[:24] for k, v in full_all.measures.items()},
+        {},
+        full_all.stop[:24],
+        full_all.failure[:24],
+        {},
+        {},
+    )
     assert set(red.measures) == set(full.measures)
     horizon = np.full(24, len(full.t))
     if gd:
-        perturbed = ToyResult(full_all.t, {k: v[24:] for k, v in full_all.measures.items()}, {}, None, None, {}, {})
+        perturbed = ToyResult(
+            full_all.t, {k: v[24:] for k, v in full_all.measures.items()}, {}, None, None, {}, {}
+        )
         mu0 = ToyResult(full.t, {k: v[12:] for k, v in full.measures.items()}, {}, None, None, {}, {})
         horizon[12:] = deterministic_horizon(mu0, perturbed, names)
     errors = worst_relative_error(full, red, names, horizon)
@@ -154,7 +182,10 @@ def _state_params(model, targets, x, lp):
     st = initial_stats_from_vectors(targets, x)
     state = ReducedState(**{f: jnp.array([getattr(st[v], f) for v in V]) for f in "PEW"})
     params = ReducedParams(
-        R=jnp.array([st[v].R for v in V]), dims=jnp.array(model.dims, dtype=float), mu=jnp.asarray(lp.mu), alpha=jnp.asarray(lp.alpha)
+        R=jnp.array([st[v].R for v in V]),
+        dims=jnp.array(model.dims, dtype=float),
+        mu=jnp.asarray(lp.mu),
+        alpha=jnp.asarray(lp.alpha),
     )
     return state, params
 
@@ -205,7 +236,9 @@ def test_vector_field_and_gd_map_equal_autodiff(model, clamps, mu, alpha):
             np.testing.assert_allclose(new_pq.Q[i], jnp.dot(x_new[v], x_new[v]), rtol=1e-10, atol=1e-13)
         gsq = sum(jnp.sum(gv * gv) for gv in g.values())
         np.testing.assert_allclose(dyn.grad_norm_sq(state, params), gsq, rtol=1e-10)
-        np.testing.assert_allclose(dyn.loss(state, params), total_loss_from_stats(model, stats_of(x, targets), lp), rtol=1e-12)
+        np.testing.assert_allclose(
+            dyn.loss(state, params), total_loss_from_stats(model, stats_of(x, targets), lp), rtol=1e-12
+        )
 
 
 @pytest.mark.parametrize("clamps", [(Clamp("c"),), (Clamp("b"), Clamp("c"))], ids=["c", "bc"])
@@ -236,7 +269,9 @@ def test_partial_clamp_is_refused():
         simulate_reduced(model, GradientDescent(steps=10), stats, loss_params(model), clamps=(Clamp("c", 5),))
     assert err.value.param == "clamp" and "full-vector model" in err.value.message
     # clamping all entries with NAME:K is a full clamp and is accepted
-    simulate_reduced(model, GradientDescent(steps=10, stop_loss=None), stats, loss_params(model), clamps=(Clamp("c", 20),))
+    simulate_reduced(
+        model, GradientDescent(steps=10, stop_loss=None), stats, loss_params(model), clamps=(Clamp("c", 20),)
+    )
 
 
 def test_typical_initial_stats():
@@ -289,7 +324,9 @@ def test_real_dims_vmap_and_gradient():
     def final_loss(n_c):
         dims = jnp.array([20.0, 20.0, 0.0]) + jnp.array([0.0, 0.0, 1.0]) * n_c
         z = jnp.array([0.8, 1.0, 1.2])
-        state = ReducedState.from_stats(P=z * 0.5 * jnp.sqrt(dims), Q=0.25 * dims, R=dims)  # typical stats, σ = 0.5
+        state = ReducedState.from_stats(
+            P=z * 0.5 * jnp.sqrt(dims), Q=0.25 * dims, R=dims
+        )  # typical stats, σ = 0.5
         params = ReducedParams(R=dims, dims=dims, mu=jnp.array([0.0]), alpha=jnp.asarray(0.0))
         return solve_reduced(dyn, method, state, params).measures["loss"][-1]
 
@@ -307,7 +344,9 @@ def test_real_dims_vmap_and_gradient():
 
 def test_reduced_result_layout_roundtrip(tmp_path):
     model = coopetition_model((20, 20, 20, 160.5))
-    stats = typical_initial_stats(model, 1.0, {"a": [0.3, -1.0], "b": [1.0, 0.2], "c": [0.5, 0.5], "d": [2.0, 1.0]})
+    stats = typical_initial_stats(
+        model, 1.0, {"a": [0.3, -1.0], "b": [1.0, 0.2], "c": [0.5, 0.5], "d": [2.0, 1.0]}
+    )
     lp = loss_params(model, 0.1, 0.1)
     method = GradientDescent(lr=1.0, steps=200, stop_loss=None, save_every=10)
     res = simulate_reduced(model, method, stats, lp, run_labels={"seed": [-1, -1]})
@@ -350,13 +389,19 @@ def test_two_pass_flow_batch_equals_one_pass():
     model = coopetition_model()
     n = 6
     mu1 = np.array([0.0, 0.1, 0.2, 0.0, 0.15, 0.3])
-    stats = typical_initial_stats(model, 1.0, {"a": np.linspace(-1, 1, n), "b": np.full(n, 0.5), "c": np.full(n, 0.3), "d": np.linspace(1, -1, n)})
+    stats = typical_initial_stats(
+        model,
+        1.0,
+        {"a": np.linspace(-1, 1, n), "b": np.full(n, 0.5), "c": np.full(n, 0.3), "d": np.linspace(1, -1, n)},
+    )
     method = GradientFlow(t_max=4000.0, n_save=41, rtol=1e-8, atol=1e-10)
     dyn = reduced_dynamics(model)
     with numerics("float64") as dtype:
         state0 = initial_state(dyn, stats, dtype)
         R = np.stack([stats[v].R for v in model.vectors], -1)
-        params = jax.device_get(reduced_params(model, LossParams(mu=np.stack([mu1, 0 * mu1], -1), alpha=np.full(n, 0.1)), R))
+        params = jax.device_get(
+            reduced_params(model, LossParams(mu=np.stack([mu1, 0 * mu1], -1), alpha=np.full(n, 0.1)), R)
+        )
         calls = []
 
         def solve(m, inputs):
@@ -365,13 +410,24 @@ def test_two_pass_flow_batch_equals_one_pass():
 
         one = jax.device_get(solve(method, (state0, params)))
         budget = 300  # the μ₁ > 0 runs need fewer steps to t = 4000, the μ₁ = 0 runs more
-        two = solve_in_passes(solve, method, (state0, params), lambda tr: np.isfinite(tr.failure), first_pass_steps=budget, min_runs=1)
-    assert calls[1] == (budget, n) and calls[2][0] == method.max_steps and 1 <= calls[2][1] < n  # a real second pass
+        two = solve_in_passes(
+            solve,
+            method,
+            (state0, params),
+            lambda tr: np.isfinite(tr.failure),
+            first_pass_steps=budget,
+            min_runs=1,
+        )
+    assert (
+        calls[1] == (budget, n) and calls[2][0] == method.max_steps and 1 <= calls[2][1] < n
+    )  # a real second pass
     assert not np.isfinite(two.failure).any()
     for name in one.measures:
         # each pass is its own compiled program (and re-solved runs sit in a batch of another shape):
         # the same steps, rounded differently (~1e-11 relative, ~1e-17 absolute on tiny losses)
-        np.testing.assert_allclose(two.measures[name], one.measures[name], rtol=1e-9, atol=1e-15, err_msg=name)
+        np.testing.assert_allclose(
+            two.measures[name], one.measures[name], rtol=1e-9, atol=1e-15, err_msg=name
+        )
     np.testing.assert_allclose(two.final.P, one.final.P, rtol=1e-9)
 
 

@@ -8,10 +8,16 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from toymodels.escape import escape_times, fitted_exponent, predicted_escape_time
+from toymodels.analysis import (
+    escape_times,
+    explicit_hessian_at_origin,
+    fitted_exponent,
+    predicted_escape_time,
+    saddle_report,
+)
+from toymodels.analysis.cli import main
 from toymodels.losses import loss_params, materialised_loss, tensor_model
 from toymodels.precision import numerics
-from toymodels.saddle import explicit_hessian_at_origin, main, saddle_report
 
 
 @pytest.mark.parametrize("N", [2, 3, 4, 5])
@@ -27,7 +33,9 @@ def test_report_structure(N):
     # the escape-time law
     sigma, z, n = sp.symbols("sigma z n", positive=True)
     expected = n ** sp.Rational(N, 2) * (sigma * z) ** (2 - N) / (N - 2) if N >= 3 else n * sp.log(1 / sigma)
-    t_star = rep.escape_time.subs({s: {"sigma": sigma, "z": z, "n": n}[s.name] for s in rep.escape_time.free_symbols})
+    t_star = rep.escape_time.subs(
+        {s: {"sigma": sigma, "z": z, "n": n}[s.name] for s in rep.escape_time.free_symbols}
+    )
     assert sp.simplify(sp.expand_log(t_star - expected, force=True)) == 0
 
 
@@ -46,7 +54,10 @@ def test_hessian_matches_explicit_components(N):
     Ra = sum(v**2 for s, v in star.items() if s.name.startswith("astar"))
     Rb = sum(v**2 for s, v in star.items() if s.name.startswith("bstar"))
     rep = saddle_report(2)
-    predicted = sorted(float(e.subs({sym: {"R_a": Ra, "R_b": Rb}.get(sym.name, 2.0) for sym in e.free_symbols})) for e in rep.hessian_eigenvalues)
+    predicted = sorted(
+        float(e.subs({sym: {"R_a": Ra, "R_b": Rb}.get(sym.name, 2.0) for sym in e.free_symbols}))
+        for e in rep.hessian_eigenvalues
+    )
     np.testing.assert_allclose([eig[0], eig[-1]], predicted, rtol=1e-10)
     np.testing.assert_allclose(eig[1:-1], 0, atol=1e-12)
 

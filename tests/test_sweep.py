@@ -14,25 +14,42 @@ import pytest
 
 from toymodels.dynamics import GradientDescent
 from toymodels.experiment import ToyConfig, run
-from toymodels.sweep import main, run_sweep
-from toymodels.sweep_spec import SweepSpec
-from toymodels.sweep_store import CSV_COLUMNS, SweepStore, read_csv
-from toymodels.sweep_verdicts import VERDICTS, VerdictThresholds
+from toymodels.sweep import (
+    CSV_COLUMNS,
+    VERDICTS,
+    SweepSpec,
+    SweepStore,
+    VerdictThresholds,
+    read_csv,
+    run_sweep,
+)
+from toymodels.sweep.cli import main
 
 PAPER_GD = GradientDescent(lr=1.0, steps=10000, stop_loss=1e-6)
-ENV = {**os.environ, "MPLBACKEND": "Agg", "ICL_COOPETITION_CACHE_DIR": "off"}
 # the small grid shared by the store / resume / executor tests (one compiled call shape)
-SMALL = ["--reduced", "--mu1", "0:0.1:3", "--alpha", "0.05,0.1", "--seeds", "6-7", "--save-every", "10", "--quiet", "--no-plot"]
+SMALL = [
+    "--reduced",
+    "--mu1",
+    "0:0.1:3",
+    "--alpha",
+    "0.05,0.1",
+    "--seeds",
+    "6-7",
+    "--save-every",
+    "10",
+    "--quiet",
+    "--no-plot",
+]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def shared_compilation_cache(tmp_path_factory):
-    """Subprocesses (the killed sweep, submitit workers) share one persistent compilation cache."""
+def sweep_env(tmp_path_factory, cli_env):
+    """Subprocesses (the killed sweep, submitit workers) share one persistent compilation cache:
+    the environment of this module's subprocesses (also set in-process, for submitit)."""
     old = os.environ.get("ICL_COOPETITION_CACHE_DIR")
     path = str(tmp_path_factory.mktemp("jax_cache"))
     os.environ["ICL_COOPETITION_CACHE_DIR"] = path
-    ENV["ICL_COOPETITION_CACHE_DIR"] = path
-    yield
+    yield {**cli_env, "ICL_COOPETITION_CACHE_DIR": path}
     if old is None:
         os.environ.pop("ICL_COOPETITION_CACHE_DIR", None)
     else:
@@ -46,7 +63,9 @@ def paper_sweeps(tmp_path_factory):
     out = {}
     for reduced in (False, True):
         d = tmp_path_factory.mktemp("reduced" if reduced else "full")
-        spec = SweepSpec(mu1=(0.0, 0.1), seeds=(0, 7), reduced=(reduced,), methods=(PAPER_GD,), coordinates="PEW")
+        spec = SweepSpec(
+            mu1=(0.0, 0.1), seeds=(0, 7), reduced=(reduced,), methods=(PAPER_GD,), coordinates="PEW"
+        )
         run_sweep(spec, str(d), curve_points=0)
         out[reduced] = SweepStore(str(d))
     return out
@@ -100,14 +119,34 @@ def test_cli_store_layout_and_summary_csv(tmp_path):
     assert sorted(os.listdir(out)) == ["chunks", "summary.csv", "sweep.h5", "sweep.json"]
     rows = read_csv(str(out / "summary.csv"))
     assert len(rows) == 12 and list(rows[0]) == list(CSV_COLUMNS)
-    for column in ("mu1", "mu2", "alpha", "dims", "seed", "verdict", "m1_min", "m1_min_time", "m1_final", "m2_final"):
+    for column in (
+        "mu1",
+        "mu2",
+        "alpha",
+        "dims",
+        "seed",
+        "verdict",
+        "m1_min",
+        "m1_min_time",
+        "m1_final",
+        "m2_final",
+    ):
         assert column in rows[0]
     assert {r["verdict"] for r in rows} <= set(VERDICTS) and rows[0]["dims"] == "20x20x20x160"
     with h5py.File(out / "sweep.h5") as f:
         assert f.attrs["complete"] and f.attrs["n_done"] == 12
         assert f["points/mu1"].shape == (12,) and f["points/dims"].shape == (12, 4)
-        assert set(f["summary"]) >= {"m1_min", "m1_min_time", "m1_final", "verdict", "m2_divot_depth", "m2_divot_time",
-                                     "loss_threshold_time", "escape_time", "done"}
+        assert set(f["summary"]) >= {
+            "m1_min",
+            "m1_min_time",
+            "m1_final",
+            "verdict",
+            "m2_divot_depth",
+            "m2_divot_time",
+            "loss_threshold_time",
+            "escape_time",
+            "done",
+        }
         name = next(iter(f["chunks"]))  # external links resolve to the chunk files
         assert f["chunks"][name]["curves/mechanism_1_loss"].shape[1] == 50
     store = SweepStore(str(out))
@@ -135,13 +174,17 @@ def _assert_same_store(a, b):
     assert a[2] == b[2]
 
 
-def test_resume_after_sigkill_gives_the_uninterrupted_store(tmp_path):
+def test_resume_after_sigkill_gives_the_uninterrupted_store(tmp_path, sweep_env):
     args = SMALL + ["--chunk-size", "1"]
     reference = tmp_path / "reference"
     assert main(args + ["--out", str(reference)]) == 0
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "toymodels.sweep", *args, "--out", str(out)], env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "toymodels.sweep", *args, "--out", str(out)],
+        env=sweep_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     chunks = out / "chunks"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
@@ -172,31 +215,34 @@ def test_submitit_local_executor_fills_the_same_store(tmp_path):
     _assert_same_store(_store_snapshot(inline), _store_snapshot(local))
 
 
-def test_chunks_are_sharded_over_two_devices(tmp_path):
+def test_chunks_are_sharded_over_two_devices(tmp_path, sweep_env):
     script = textwrap.dedent(f"""
         import jax, numpy as np
         from toymodels.dynamics import GradientDescent
-        from toymodels.sweep import run_sweep
-        from toymodels.sweep_exec import reduced_batch, shard_runs
-        from toymodels.sweep_spec import SweepSpec
-        from toymodels.sweep_store import SweepStore
-        from toymodels.reduced import ReducedParams, initial_state, reduced_dynamics, typical_initial_stats
+        from toymodels.sweep import SweepSpec, SweepStore, run_sweep
+        from toymodels.sweep.chunk import reduced_batch, shard_runs
+        from toymodels.reduced import (
+            ReducedParams, initial_state, reduced_dynamics, typical_initial_stats,
+        )
         from toymodels.losses import coopetition_model
         from toymodels.precision import numerics
         assert len(jax.local_devices()) == 2
-        spec = SweepSpec(mu1=(0.0, 0.05, 0.1), seeds=(7,), reduced=(True,), methods=(GradientDescent(steps=6000, save_every=10),))
-        two = run_sweep(spec, {str(tmp_path / 'two')!r})
-        one = run_sweep(spec, {str(tmp_path / 'one')!r}, devices=jax.local_devices()[:1])
+        spec = SweepSpec(mu1=(0.0, 0.05, 0.1), seeds=(7,), reduced=(True,),
+                         methods=(GradientDescent(steps=6000, save_every=10),))
+        two = run_sweep(spec, {str(tmp_path / "two")!r})
+        one = run_sweep(spec, {str(tmp_path / "one")!r}, devices=jax.local_devices()[:1])
         for k in two.summary:
-            np.testing.assert_allclose(two.summary[k], one.summary[k], rtol=1e-12, atol=0)  # other partitioning: rounding may differ
-        a, b = SweepStore({str(tmp_path / 'two')!r}), SweepStore({str(tmp_path / 'one')!r})
+            # other partitioning: rounding may differ
+            np.testing.assert_allclose(two.summary[k], one.summary[k], rtol=1e-12, atol=0)
+        a, b = SweepStore({str(tmp_path / "two")!r}), SweepStore({str(tmp_path / "one")!r})
         for p in range(3):
             np.testing.assert_allclose(a.curves(p)[1]["loss"], b.curves(p)[1]["loss"], rtol=1e-12, atol=1e-15)
         # the compiled call really runs on both devices (3 runs padded to 4, 2 per device)
         dyn = reduced_dynamics(coopetition_model())
         with numerics('float64'):
             model = coopetition_model()
-            state0 = initial_state(dyn, typical_initial_stats(model, 1.0, np.array([0.1, 0.2, 0.3])), np.float64)
+            stats = typical_initial_stats(model, 1.0, np.array([0.1, 0.2, 0.3]))
+            state0 = initial_state(dyn, stats, np.float64)
             dims = np.tile(np.array(model.dims, dtype=float), (3, 1))
             params = ReducedParams(R=dims, dims=dims, mu=np.zeros((3, 2)) + 0.1, alpha=np.full(3, 0.1))
             args, n = shard_runs((state0, params), None)
@@ -205,16 +251,20 @@ def test_chunks_are_sharded_over_two_devices(tmp_path):
         assert len(curves['loss'].sharding.device_set) == 2, curves['loss'].sharding
         print('OK')
     """)
-    env = {**ENV, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=400)
+    env = {**sweep_env, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=400
+    )
     assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-3000:]
 
 
 def test_phase_diagram_and_point_curves(tmp_path, paper_sweeps):
     out = tmp_path / "plots"
     assert main(SMALL[:-1] + ["--out", str(out), "--plot-points", "0-1,11"]) == 0
-    assert (out / "phase_diagram.png").stat().st_size > 20_000 and (out / "curves.png").stat().st_size > 20_000
-    from toymodels.sweep_plots import aggregate, phase_diagram, points_result
+    assert (out / "phase_diagram.png").stat().st_size > 20_000 and (
+        out / "curves.png"
+    ).stat().st_size > 20_000
+    from toymodels.sweep.plots import aggregate, phase_diagram, points_result
 
     store = SweepStore(str(out))
     fig = phase_diagram(store, "mu1", "alpha")
@@ -225,13 +275,15 @@ def test_phase_diagram_and_point_curves(tmp_path, paper_sweeps):
     cell = (table["mu1"] == 0.0) & (table["alpha"] == 0.05)
     if len(set(table["verdict"][cell])) == 1:
         assert verdict_image[0, 0] == table["verdict"][cell][0]
-    assert aggregate(np.array([1.0, 3.0, 2.0]), np.array([0, 0, 1]), np.array([0, 0, 0]), (1, 2), "median").tolist() == [[2.0, 2.0]]
+    assert aggregate(
+        np.array([1.0, 3.0, 2.0]), np.array([0, 0, 1]), np.array([0, 0, 0]), (1, 2), "median"
+    ).tolist() == [[2.0, 2.0]]
     result = points_result(paper_sweeps[True], [3])
     assert result.measures["mechanism_1_loss"].shape == (1, 10001)
 
 
 def test_thresholds_change_the_verdict_as_defined():
-    from toymodels.sweep_verdicts import verdicts
+    from toymodels.sweep.verdicts import verdicts
 
     th = VerdictThresholds(emerge_ratio=0.1, fade_ratio=0.5)
     ref = np.ones(4)
@@ -242,14 +294,18 @@ def test_thresholds_change_the_verdict_as_defined():
 def test_slurm_executor_parameters(tmp_path, monkeypatch, capsys):
     import submitit
 
-    from toymodels.sweep import _submitit_executor
+    from toymodels.sweep.run import _submitit_executor
 
     if not submitit.SlurmExecutor.affinity() > 0:  # no SLURM here: a one-line error, nothing run
         rc = main(SMALL + ["--out", str(tmp_path / "s"), "--executor", "slurm"])
         assert rc == 2 and capsys.readouterr().err.startswith("error: --executor:")
         assert not (tmp_path / "s").exists() or os.listdir(tmp_path / "s") == []
         monkeypatch.setattr(submitit.SlurmExecutor, "affinity", classmethod(lambda cls: 1))
-    ex = _submitit_executor("slurm", str(tmp_path), {"partition": "gpu", "time": 90, "gpus": 2, "cpus": 8, "array_parallelism": 16})
+    ex = _submitit_executor(
+        "slurm",
+        str(tmp_path),
+        {"partition": "gpu", "time": 90, "gpus": 2, "cpus": 8, "array_parallelism": 16},
+    )
     params = ex._executor.parameters
     assert params["partition"] == "gpu" and params["time"] == 90 and params["gpus_per_node"] == 2
     assert params["cpus_per_task"] == 8 and params["array_parallelism"] == 16

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from toymodels.errors import ConfigError
-from toymodels.sweep import build_parser, main, spec_from_args
-from toymodels.sweep_spec import SweepSpec, parse_axis, parse_dims, parse_seeds
+from toymodels.sweep import SweepSpec, parse_axis, parse_dims, parse_seeds
+from toymodels.sweep.cli import build_parser, main, spec_from_args
 
 
 def test_axis_syntax():
@@ -40,12 +40,34 @@ def test_grid_order_and_size():
 
 def test_spec_file_equals_flags(tmp_path):
     path = tmp_path / "grid.toml"
-    path.write_text('mu1 = "0:0.1:3"\nalpha = "log:0.01:1:3"\nseeds = "0-1"\ndims = {a = 20, bc = "10,20", d = 160}\n'
-                    'method = ["gd", "flow"]\nreduced = [true]\nclamps = [[], ["c"]]\n')
+    path.write_text(
+        'mu1 = "0:0.1:3"\nalpha = "log:0.01:1:3"\nseeds = "0-1"\ndims = {a = 20, bc = "10,20", d = 160}\n'
+        'method = ["gd", "flow"]\nreduced = [true]\nclamps = [[], ["c"]]\n'
+    )
     from_file = spec_from_args(build_parser().parse_args(["--spec", str(path), "--steps", "100"]))
-    from_flags = spec_from_args(build_parser().parse_args(
-        ["--mu1", "0:0.1:3", "--alpha", "log:0.01:1:3", "--seeds", "0-1", "--dims", "a=20", "bc=10,20", "d=160",
-         "--method", "gd,flow", "--reduced", "--clamp-sets", "none,c", "--steps", "100"]))
+    from_flags = spec_from_args(
+        build_parser().parse_args(
+            [
+                "--mu1",
+                "0:0.1:3",
+                "--alpha",
+                "log:0.01:1:3",
+                "--seeds",
+                "0-1",
+                "--dims",
+                "a=20",
+                "bc=10,20",
+                "d=160",
+                "--method",
+                "gd,flow",
+                "--reduced",
+                "--clamp-sets",
+                "none,c",
+                "--steps",
+                "100",
+            ]
+        )
+    )
     assert from_file == from_flags and from_file.n_points == 3 * 3 * 2 * 2 * 2 * 2
     jpath = tmp_path / "grid.json"
     jpath.write_text(json.dumps({"mu1": [0, 0.1], "seeds": 7}))
@@ -88,8 +110,13 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, argv,
 
 @pytest.mark.parametrize(
     "content, flag",
-    [('mu3 = 0.1\n', "--spec"), ('mu1 = "0:1:0"\n', "--mu1"), ('dims = ["20", "20", "0", "160"]\n', "--dims"),
-     ('seeds = "x"\n', "--seeds"), ("not toml = = \n", "--spec")],
+    [
+        ("mu3 = 0.1\n", "--spec"),
+        ('mu1 = "0:1:0"\n', "--mu1"),
+        ('dims = ["20", "20", "0", "160"]\n', "--dims"),
+        ('seeds = "x"\n', "--seeds"),
+        ("not toml = = \n", "--spec"),
+    ],
 )
 def test_bad_spec_file(tmp_path, capsys, content, flag):
     path = tmp_path / "spec.toml"

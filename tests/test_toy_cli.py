@@ -8,15 +8,18 @@ import h5py
 import numpy as np
 import pytest
 
-from toymodels.cli import main, parse_int_list
+from toymodels._internal import parse_int_list
+from toymodels.cli import main
 from toymodels.errors import ConfigError
 
 
-def test_cli_end_to_end_in_a_fresh_process(tmp_path):
+def test_cli_end_to_end_in_a_fresh_process(tmp_path, cli_env):
     out = tmp_path / "run"
     proc = subprocess.run(
         [sys.executable, "-m", "toymodels", "--seeds", "0-2", "--steps", "300", "--out", str(out)],
-        capture_output=True, text=True, env={**os.environ, "ICL_COOPETITION_CACHE_DIR": "off", "MPLBACKEND": "Agg"},
+        capture_output=True,
+        text=True,
+        env=cli_env,
     )
     assert proc.returncode == 0, proc.stderr
     assert "seed 2" in proc.stdout
@@ -27,8 +30,31 @@ def test_cli_end_to_end_in_a_fresh_process(tmp_path):
 
 
 def test_cli_flow_tensor_model_with_clamps(tmp_path):
-    rc = main(["--model", "tensor", "--dims", "6", "5", "4", "--method", "flow", "--t-max", "50", "--n-save", "11",
-               "--clamp", "b", "--clamp", "c:2", "--seeds", "1", "--out", str(tmp_path), "--quiet"])
+    rc = main(
+        [
+            "--model",
+            "tensor",
+            "--dims",
+            "6",
+            "5",
+            "4",
+            "--method",
+            "flow",
+            "--t-max",
+            "50",
+            "--n-save",
+            "11",
+            "--clamp",
+            "b",
+            "--clamp",
+            "c:2",
+            "--seeds",
+            "1",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ]
+    )
     assert rc == 0
     with h5py.File(tmp_path / "toymodel.h5") as f:
         np.testing.assert_allclose(f["t"][()], np.linspace(0, 50, 11))
@@ -74,9 +100,13 @@ def test_unwritable_output_directory(tmp_path, capsys):
     assert rc == 2 and err.startswith("error: --out:") and err.count("\n") == 1
 
 
-def test_argparse_errors_are_one_line_without_traceback():
-    proc = subprocess.run([sys.executable, "-m", "toymodels", "--mu1", "abc"], capture_output=True, text=True,
-                          env={**os.environ, "ICL_COOPETITION_CACHE_DIR": "off"})
+def test_argparse_errors_are_one_line_without_traceback(cli_env):
+    proc = subprocess.run(
+        [sys.executable, "-m", "toymodels", "--mu1", "abc"],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+    )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "--mu1" in proc.stderr and "Traceback" not in proc.stderr
 

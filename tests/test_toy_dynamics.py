@@ -38,6 +38,7 @@ def test_seed7_reproduces_the_published_run(paper_seed7):
 def _original_algorithm(seeds, steps, mu1=0.1, alpha=0.1, dims=(20, 20, 20, 160)):
     """Independent re-implementation of the original study's loop: float32, materialised tensors,
     jax.random draws with the legacy key derivation, plain GD with η = 1."""
+
     def draw(seed):
         key = jax.random.PRNGKey(seed)
         t, p = {}, {}
@@ -48,8 +49,12 @@ def _original_algorithm(seeds, steps, mu1=0.1, alpha=0.1, dims=(20, 20, 20, 160)
         return t, p
 
     def losses(p, t):
-        t1 = jnp.einsum("i,j,k->ijk", t["a"], t["b"], t["c"]) - jnp.einsum("i,j,k->ijk", p["a"], p["b"], p["c"])
-        t2 = jnp.einsum("i,j,k->ijk", t["d"], t["b"], t["c"]) - jnp.einsum("i,j,k->ijk", p["d"], p["b"], p["c"])
+        t1 = jnp.einsum("i,j,k->ijk", t["a"], t["b"], t["c"]) - jnp.einsum(
+            "i,j,k->ijk", p["a"], p["b"], p["c"]
+        )
+        t2 = jnp.einsum("i,j,k->ijk", t["d"], t["b"], t["c"]) - jnp.einsum(
+            "i,j,k->ijk", p["d"], p["b"], p["c"]
+        )
         l1, l2 = 0.5 * jnp.mean(t1**2), 0.5 * jnp.mean(t2**2)
         return (l1 + mu1) * l2 + alpha * 0.5 * jnp.mean(jnp.outer(p["a"], p["d"]) ** 2), l1
 
@@ -76,7 +81,9 @@ def test_matches_the_original_algorithm_step_by_step():
         below = np.nonzero(loss[i] < 1e-6)[0]
         assert below.size and int(ours.stop[i]) == int(below[0]), f"seed {seed}: stop step differs"
         n = int(below[0]) + 1
-        np.testing.assert_allclose(ours["mechanism_1_loss"][i][:n], l1[i][:n], rtol=1e-3, err_msg=f"seed {seed}")
+        np.testing.assert_allclose(
+            ours["mechanism_1_loss"][i][:n], l1[i][:n], rtol=1e-3, err_msg=f"seed {seed}"
+        )
 
 
 def _clamped_tensor_setup(method, clamps=(Clamp("b"), Clamp("c"))):
@@ -106,12 +113,16 @@ def test_gd_with_b_and_c_clamped_matches_the_closed_form():
     np.testing.assert_allclose(r["loss"][0][exact > 1e-9], exact[exact > 1e-9], rtol=1e-10)
     # deeper, the rounding of the vectors (~ε|a|) bounds the error: |ΔL| ≲ ε·√L
     tail = exact > 1e-28
-    assert np.all(np.abs(r["loss"][0][tail] - exact[tail]) <= 1e-14 * np.sqrt(exact[tail]) + 1e-12 * exact[tail])
+    assert np.all(
+        np.abs(r["loss"][0][tail] - exact[tail]) <= 1e-14 * np.sqrt(exact[tail]) + 1e-12 * exact[tail]
+    )
 
 
 def test_flow_stop_time_is_located_exactly():
     stop = 1e-3
-    r, k, l0 = _clamped_tensor_setup(GradientFlow(t_max=500.0, n_save=101, rtol=1e-11, atol=1e-14, stop_loss=stop))
+    r, k, l0 = _clamped_tensor_setup(
+        GradientFlow(t_max=500.0, n_save=101, rtol=1e-11, atol=1e-14, stop_loss=stop)
+    )
     t_star = np.log(l0 / stop) / (2 * k)
     np.testing.assert_allclose(r.stop[0], t_star, rtol=1e-6)
     assert np.all(np.isnan(r["loss"][0][r.t > t_star])) and np.all(np.isfinite(r["loss"][0][r.t <= t_star]))
@@ -126,7 +137,9 @@ def test_gradient_descent_converges_to_the_flow_at_first_order():
     flow = simulate(model, GradientFlow(t_max=t_end, n_save=2, rtol=1e-11, atol=1e-13), targets, init, lp)
     errors = []
     for lr in (0.02, 0.01):
-        gd = simulate(model, GradientDescent(lr=lr, steps=int(round(t_end / lr)), stop_loss=None), targets, init, lp)
+        gd = simulate(
+            model, GradientDescent(lr=lr, steps=int(round(t_end / lr)), stop_loss=None), targets, init, lp
+        )
         errors.append(np.max(np.abs(gd["loss"][:, -1] - flow["loss"][:, -1]) / flow["loss"][:, -1]))
     assert errors[1] < 0.02
     assert 1.6 < errors[0] / errors[1] < 2.4  # halving η halves the error: first-order convergence
@@ -139,7 +152,11 @@ def test_loss_never_increases_along_the_flow():
     assert np.all(np.diff(loss, axis=1) <= 1e-10 * loss[:, :-1])
 
 
-@pytest.mark.parametrize("method", [GradientDescent(steps=300, stop_loss=None), GradientFlow(t_max=300.0, n_save=11)], ids=["gd", "flow"])
+@pytest.mark.parametrize(
+    "method",
+    [GradientDescent(steps=300, stop_loss=None), GradientFlow(t_max=300.0, n_save=11)],
+    ids=["gd", "flow"],
+)
 def test_clamped_entries_never_move(method):
     model = coopetition_model((6, 5, 4, 9))
     with numerics("float64"):
@@ -176,10 +193,17 @@ def test_many_parameter_values_in_one_call():
         targets, init = draw_vectors(model, [0, 0, 0])
     mu = np.array([[0.0, 0.0], [0.1, 0.0], [0.3, 0.0]])
     alpha = np.array([0.1, 0.1, 0.2])
-    batched = simulate(model, GradientDescent(steps=500), targets, init, loss_params(model).__class__(mu=mu, alpha=alpha))
+    batched = simulate(
+        model, GradientDescent(steps=500), targets, init, loss_params(model).__class__(mu=mu, alpha=alpha)
+    )
     for i in range(3):
-        single = simulate(model, GradientDescent(steps=500), {k: v[i : i + 1] for k, v in targets.items()},
-                          {k: v[i : i + 1] for k, v in init.items()}, loss_params(model, mu[i], alpha[i]))
+        single = simulate(
+            model,
+            GradientDescent(steps=500),
+            {k: v[i : i + 1] for k, v in targets.items()},
+            {k: v[i : i + 1] for k, v in init.items()},
+            loss_params(model, mu[i], alpha[i]),
+        )
         np.testing.assert_allclose(batched["loss"][i], single["loss"][0], rtol=1e-12)
     assert not np.allclose(batched["loss"][0], batched["loss"][2])
 
@@ -208,16 +232,26 @@ def test_float32_precision_runs_and_agrees_early():
 
 
 def test_hdf5_round_trip_and_layout(tmp_path):
-    import h5py
     import json
+
+    import h5py
 
     r = run(ToyConfig(seeds=(0, 1), method=GradientDescent(steps=100)))
     path = tmp_path / "toymodel.h5"
     r.save(path)
     with h5py.File(path) as f:
         assert f["t"].shape == (101,)
-        for name in ("loss", "mechanism_1_loss", "mechanism_2_loss", "competition", "grad_norm", "norm_a", "one_minus_cos2_d",
-                     "distance_b", "loss_others_at_targets_c"):
+        for name in (
+            "loss",
+            "mechanism_1_loss",
+            "mechanism_2_loss",
+            "competition",
+            "grad_norm",
+            "norm_a",
+            "one_minus_cos2_d",
+            "distance_b",
+            "loss_others_at_targets_c",
+        ):
             assert f[name].shape == (2, 101), name
         assert f["stop_step"].shape == (2,) and f["seed"][()].tolist() == [0, 1]
         assert f["targets/a"].shape == (2, 20) and f["final/d"].shape == (2, 160)
@@ -233,7 +267,9 @@ def test_hdf5_round_trip_and_layout(tmp_path):
 
 def test_implicit_stiff_solver_agrees_with_the_explicit_one():
     cfg = dict(model="tensor", dims=(3, 3), mu=(0.0,), alpha=0.0, seeds=(1,))
-    implicit = run(ToyConfig(**cfg, method=GradientFlow(t_max=50.0, n_save=11, solver="kvaerno5", rtol=1e-8, atol=1e-10)))
+    implicit = run(
+        ToyConfig(**cfg, method=GradientFlow(t_max=50.0, n_save=11, solver="kvaerno5", rtol=1e-8, atol=1e-10))
+    )
     explicit = run(ToyConfig(**cfg, method=GradientFlow(t_max=50.0, n_save=11, rtol=1e-10, atol=1e-12)))
     assert np.all(np.isnan(implicit.failure))
     np.testing.assert_allclose(implicit["loss"], explicit["loss"], rtol=1e-6)

@@ -34,7 +34,14 @@ def random_vectors(model, rng, scale=1.0):
     return {v: jnp.asarray(rng.normal(size=int(n)) * scale) for v, n in model.dim.items()}
 
 
-MODELS = [tensor_model((4, 5)), tensor_model((3, 4, 5)), tensor_model((2, 3, 4, 3, 2)), coopetition_model((4, 5, 6, 9)), coopetition_model((4, 5, 6, 9), combine="additive"), THREE_MECHANISMS]
+MODELS = [
+    tensor_model((4, 5)),
+    tensor_model((3, 4, 5)),
+    tensor_model((2, 3, 4, 3, 2)),
+    coopetition_model((4, 5, 6, 9)),
+    coopetition_model((4, 5, 6, 9), combine="additive"),
+    THREE_MECHANISMS,
+]
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: f"{len(m.vectors)}v-{len(m.mechanisms)}m-{m.combine}")
@@ -44,7 +51,9 @@ def test_inner_product_identity_matches_materialised_tensors(model):
     with numerics("float64"):
         for _ in range(3):
             params, targets = random_vectors(model, rng), random_vectors(model, rng)
-            ours = loss_terms(model, stats_of(params, targets), [lp.mu[k] for k in range(model.n_mechanisms)], lp.alpha)
+            ours = loss_terms(
+                model, stats_of(params, targets), [lp.mu[k] for k in range(model.n_mechanisms)], lp.alpha
+            )
             oracle = materialised_loss_terms(model, params, targets, lp)
             np.testing.assert_allclose(ours.total, oracle.total, rtol=1e-12)
             np.testing.assert_allclose(ours.mechanisms, oracle.mechanisms, rtol=1e-12)
@@ -90,7 +99,11 @@ def test_losses_are_accurate_at_tiny_values(eps, precision, rescaled):
     with numerics(precision) as dtype:
         targets = {v: jnp.asarray(rng.normal(size=int(n)), dtype=dtype) for v, n in model.dim.items()}
         scale = {"a": -2.0, "b": -0.5, "d": -2.0} if rescaled else {}  # abc and dbc keep their products (= 1)
-        params = {v: scale.get(v, 1.0) * targets[v] + jnp.asarray(eps * rng.normal(size=targets[v].shape), dtype=dtype) for v in model.vectors}
+        params = {
+            v: scale.get(v, 1.0) * targets[v]
+            + jnp.asarray(eps * rng.normal(size=targets[v].shape), dtype=dtype)
+            for v in model.vectors
+        }
         if precision == "float32" and eps < 1e-4:
             pytest.skip("the perturbation is below float32 resolution of the vectors")
         ours = loss_terms(model, stats_of(params, targets), [0.0, 0.0], 0.0).mechanisms
@@ -102,7 +115,9 @@ def test_losses_are_accurate_at_tiny_values(eps, precision, rescaled):
     assert float(oracle[0]) < 10 * eps**2  # the test really reaches tiny losses (~1e-16 for eps = 1e-8)
 
 
-@pytest.mark.parametrize("model", MODELS[:4] + [THREE_MECHANISMS], ids=lambda m: f"{len(m.vectors)}v-{len(m.mechanisms)}m")
+@pytest.mark.parametrize(
+    "model", MODELS[:4] + [THREE_MECHANISMS], ids=lambda m: f"{len(m.vectors)}v-{len(m.mechanisms)}m"
+)
 def test_origin_is_a_critical_point(model):
     rng = np.random.default_rng(3)
     lp = loss_params(model, [0.1, 0.2, 0.3][: model.n_mechanisms], 0.5 if model.competition else 0.0)
@@ -126,7 +141,14 @@ def test_loss_with_others_at_targets_matches_brute_force():
         for v in model.vectors:
             others = [u for u in model.vectors if u != v]
             brute = min(
-                float(materialised_loss(model, {v: params[v], **{u: s * targets[u] for u, s in zip(others, signs)}}, targets, lp))
+                float(
+                    materialised_loss(
+                        model,
+                        {v: params[v], **{u: s * targets[u] for u, s in zip(others, signs)}},
+                        targets,
+                        lp,
+                    )
+                )
                 for signs in itertools.product((1.0, -1.0), repeat=len(others))
             )
             np.testing.assert_allclose(loss_with_others_at_targets(model, stats, lp, v), brute, rtol=1e-12)

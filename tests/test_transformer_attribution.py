@@ -8,12 +8,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from transformer.attribution import attribution_summary, margin_attribution, part_names, main
-from transformer.config import preset_config
-from transformer.data import gather_features, synthetic_exemplars
-from transformer.evaluate import evaluator_sets, sequence_metrics
-from transformer.model import batched_logits
-from transformer.train import init_model, train
+from transformer import (
+    batched_logits,
+    evaluator_sets,
+    gather_features,
+    init_model,
+    preset_config,
+    sequence_metrics,
+    synthetic_exemplars,
+    train,
+)
+from transformer.attribution import attribution_summary, main, margin_attribution, part_names
 
 
 def _perturbed_model(cfg, seed=0):

@@ -18,7 +18,7 @@ K, DIM, LABELS = 3, 5, 11
 T = 2 * K + 1
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def make(positional="learned", mlp=False, depth=2, seed=0, tie_labels=False,
          unembed_init="independent"):
     """Built once per configuration (eager: op compilations are shared across configs)."""

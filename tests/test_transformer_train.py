@@ -14,36 +14,36 @@ import jax
 import numpy as np
 import pytest
 
-from transformer.config import ConfigError, TrainConfig, preset_config
-from transformer.data import synthetic_exemplars, write_exemplar_file
-from transformer.train import init_model, load_data, main, train
+from transformer import (
+    ConfigError,
+    TrainConfig,
+    init_model,
+    load_data,
+    preset_config,
+    synthetic_exemplars,
+    train,
+    write_exemplar_file,
+)
+from transformer.cli import main
 
-ENV = {
-    **os.environ,
-    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
-    "MPLBACKEND": "Agg",
-}
 EVALUATORS = ("train_eval", "icl", "iwl_copy_avail", "flip_icl", "pure_iwl")
-
-
-def tiny(**kw):
-    """A config small enough to train in seconds (the ``tiny`` preset)."""
-    return preset_config("tiny", **kw)
 
 
 def read_all(path):
     """Every dataset of a log as numpy arrays, plus the config attribute."""
     out = {}
     with h5py.File(path, "r") as f:
-        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+        f.visititems(
+            lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None
+        )
         out["@config"] = f.attrs["config"]
     return out
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, tiny_config):
     out = tmp_path_factory.mktemp("tiny")
-    cfg = tiny()
+    cfg = tiny_config()
     log = train(cfg, str(out), progress=False)
     return cfg, str(out), log
 
@@ -95,15 +95,15 @@ def test_plot_cli(tiny_run, tmp_path):
     assert plot_main([str(tmp_path / "missing.h5")]) == 2
 
 
-def test_resume_after_sigkill_equals_uninterrupted(tmp_path):
+def test_resume_after_sigkill_equals_uninterrupted(tmp_path, tiny_config, single_thread_env):
     """Kill a CLI run with SIGKILL after a checkpoint, resume it, compare with a clean run."""
-    cfg = tiny(n_sequences=16 * 4000, checkpoint_every=2)
+    cfg = tiny_config(n_sequences=16 * 4000, checkpoint_every=2)
     n_evals = cfg.n_steps // cfg.eval_every + 1
     killed = tmp_path / "killed"
     args = [sys.executable, "-m", "transformer.train", "--preset", "tiny", "--n-sequences",
             str(cfg.n_sequences), "--checkpoint-every", "2",
             "--no-progress", "--out", str(killed)]
-    proc = subprocess.Popen(args, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(args, env=single_thread_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     pointer = killed / "latest"
     deadline = time.time() + 120
     while time.time() < deadline and not pointer.exists() and proc.poll() is None:
@@ -120,7 +120,7 @@ def test_resume_after_sigkill_equals_uninterrupted(tmp_path):
         evals_at_kill = json.load(f)["evals"]
     assert 2 <= evals_at_kill < n_evals
 
-    r = subprocess.run(args + ["--resume"], env=ENV, capture_output=True, text=True)
+    r = subprocess.run(args + ["--resume"], env=single_thread_env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
 
     clean = tmp_path / "clean"
@@ -132,8 +132,8 @@ def test_resume_after_sigkill_equals_uninterrupted(tmp_path):
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
-def test_stop_and_resume_in_process_and_seeds(tmp_path):
-    cfg = tiny(n_sequences=16 * 100, checkpoint_every=1)
+def test_stop_and_resume_in_process_and_seeds(tmp_path, tiny_config):
+    cfg = tiny_config(n_sequences=16 * 100, checkpoint_every=1)
     train(cfg, str(tmp_path / "a"), progress=False, stop_after_evals=2)
     with h5py.File(tmp_path / "a" / "log.h5", "r") as f:
         assert len(f["eval_iter"]) == 2
@@ -152,9 +152,9 @@ def test_stop_and_resume_in_process_and_seeds(tmp_path):
         train(dataclasses.replace(cfg, lr=1e-3), str(tmp_path / "a"), progress=False, resume=True)
 
 
-def test_graft_and_freeze(tiny_run, tmp_path):
+def test_graft_and_freeze(tiny_run, tmp_path, tiny_config):
     donor_cfg, donor_dir, _ = tiny_run
-    cfg = tiny(n_sequences=16 * 50, graft_from=donor_dir, graft_modules=("blocks.1", "unembed"),
+    cfg = tiny_config(n_sequences=16 * 50, graft_from=donor_dir, graft_modules=("blocks.1", "unembed"),
                freeze_grafted=True, init_seed=5)
     train(cfg, str(tmp_path / "g"), progress=False)
     ckpt = lambda d: os.path.join(d, open(os.path.join(d, "latest")).read().strip(), "model.eqx")
@@ -171,25 +171,25 @@ def test_graft_and_freeze(tiny_run, tmp_path):
     assert not np.allclose(after.blocks[0].attn.wq, donor.blocks[0].attn.wq)
 
 
-def test_config_json_roundtrip_and_bad_values():
+def test_config_json_roundtrip_and_bad_values(tiny_config):
     cfg = preset_config("cpu-quick")
     assert TrainConfig.from_json(cfg.to_json()) == cfg
     with pytest.raises(ConfigError, match="preset"):
         preset_config("nope")
     with pytest.raises(ConfigError, match="evaluators"):
-        tiny(evaluators=("icl", "bogus")).validate()
+        tiny_config(evaluators=("icl", "bogus")).validate()
     with pytest.raises(ConfigError, match="context_pairs"):
-        tiny(context_pairs=3, burstiness=2).validate()
+        tiny_config(context_pairs=3, burstiness=2).validate()
     with pytest.raises(ConfigError, match="label_init_scale"):
-        tiny(label_init_scale=0.0).validate()
+        tiny_config(label_init_scale=0.0).validate()
     with pytest.raises(ConfigError, match="synth_offset"):
-        tiny(synth_offset=float("inf")).validate()
+        tiny_config(synth_offset=float("inf")).validate()
     with pytest.raises(ConfigError, match="synth_variants"):
-        tiny(synth_variants=0).validate()
+        tiny_config(synth_variants=0).validate()
     with pytest.raises(ConfigError, match="synth_variant_scale"):
-        tiny(synth_variant_scale=-0.5).validate()
+        tiny_config(synth_variant_scale=-0.5).validate()
     # the run's data follow the config's variant structure
-    grouped = tiny(synth_variants=4, synth_variant_scale=0.0, synth_noise=0.0)
+    grouped = tiny_config(synth_variants=4, synth_variant_scale=0.0, synth_noise=0.0)
     x = load_data(grouped)
     np.testing.assert_array_equal(x[1], x[0])
     assert not np.array_equal(x[4], x[0])
@@ -209,7 +209,8 @@ def _cli(argv, capsys):
         (["--preset", "tiny", "--context-pairs", "3", "--burstiness", "2"], "context_pairs: 3 is shorter"),
         (["--preset", "tiny", "--data-path", "/nonexistent/x.h5"], "data_path: no such file"),
         (["--preset", "tiny", "--lr", "fast"], "lr: cannot parse 'fast'"),
-        (["--preset", "tiny", "--lr-steps", "((100,1e-3),)"], "lr_steps: cannot parse '((100,1e-3),)' as STEP:LR"),
+        (["--preset", "tiny", "--lr-steps", "((100,1e-3),)"],
+         "lr_steps: cannot parse '((100,1e-3),)' as STEP:LR"),
         (["--preset", "tiny", "--n-classes", "2"], "n_classes"),
     ],
 )
@@ -231,39 +232,43 @@ def test_cli_bad_data_files(tmp_path, capsys):
     assert rc == 2 and "n_classes: 64 requested but the file has 10" in err
 
 
-def test_cli_subprocess_exit_code_no_traceback(tmp_path):
+def test_cli_subprocess_exit_code_no_traceback(tmp_path, single_thread_env):
     r = subprocess.run(
         [sys.executable, "-m", "transformer.train", "--preset", "tiny", "--burstiness", "2",
          "--out", str(tmp_path / "o")],
-        env=ENV, capture_output=True, text=True,
+        env=single_thread_env, capture_output=True, text=True,
     )
     assert r.returncode == 2
     assert r.stderr.strip() == "error: context_pairs: 2 is shorter than 2 x burstiness = 4"
 
 
 @pytest.mark.parametrize("tie_labels", [False, True])
-def test_scan_fused_chunk_equals_per_step_adam_loop(tie_labels):
+def test_scan_fused_chunk_equals_per_step_adam_loop(tie_labels, tiny_config):
     """The scan-fused trainer (sampling inside the scan, U carried transposed) takes the same
     Adam steps as a plain per-step loop: eqx gradient of the model, optax update, one batch
     drawn from ``fold_in(PRNGKey(train_seed), t)`` per step."""
     import jax.numpy as jnp
 
-    from transformer.data import gather_features, sample_sequences
-    from transformer.evaluate import train_spec
-    from transformer.model import batched_logits, query_loss
-    from transformer.train import make_optimizer, make_train_chunk
+    from transformer import (
+        batched_logits,
+        gather_features,
+        make_optimizer,
+        make_train_chunk,
+        query_loss,
+        sample_sequences,
+    )
 
-    cfg = tiny(tie_labels=tie_labels, lr=1e-2)
+    cfg = tiny_config(tie_labels=tie_labels, lr=1e-2)
     exemplars = jnp.asarray(synthetic_exemplars(cfg.n_classes, cfg.n_exemplars, cfg.synth_dim,
                                                 cfg.synth_noise, 0, cfg.synth_offset))
     optimizer = make_optimizer(cfg)
     model0 = init_model(cfg, cfg.synth_dim)
     opt0 = optimizer.init(eqx.filter(model0, eqx.is_array))
     n = 12
-    fused, _, losses = make_train_chunk(cfg, optimizer, None)(
+    fused, _, losses = make_train_chunk(cfg)(
         model0, opt0, exemplars, jnp.asarray(3, jnp.int32), n)
 
-    spec, key = train_spec(cfg), jax.random.PRNGKey(cfg.train_seed)
+    spec, key = cfg.sequence_spec(), jax.random.PRNGKey(cfg.train_seed)
     model, opt, ref_losses = model0, opt0, []
     for t in range(3, 3 + n):
         seqs = sample_sequences(jax.random.fold_in(key, t), spec, cfg.batch_size)

@@ -30,7 +30,9 @@ def test_sliders_redraw_with_the_new_configuration(app):
     app.widgets["mu1"].value = 0.0
     after = _ydata(app)
     assert app.last[0].mu1 == 0.0 and app.last[3]["verdict"] != "transient"
-    assert not np.allclose(before["mechanism_1_loss"][:50], after["mechanism_1_loss"][:50])  # offset μ₁ removed
+    assert not np.allclose(
+        before["mechanism_1_loss"][:50], after["mechanism_1_loss"][:50]
+    )  # offset μ₁ removed
     # a dimension slider: d shorter → the competition term starts from a different value
     app.widgets["dim_d"].value = 80
     assert app.last[0].dims == (20, 20, 20, 80)

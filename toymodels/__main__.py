@@ -1,4 +1,4 @@
-from ._jax_cache import enable_persistent_cache
+from ._internal import enable_persistent_cache
 from .cli import main
 
 enable_persistent_cache()

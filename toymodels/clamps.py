@@ -26,7 +26,7 @@ class Clamp:
     first: int | None = None
 
     @classmethod
-    def parse(cls, text: str) -> "Clamp":
+    def parse(cls, text: str) -> Clamp:
         """Parse ``NAME`` or ``NAME:K`` (the CLI's ``--clamp`` syntax)."""
         name, sep, k = text.partition(":")
         require(bool(name), "clamp", f"empty vector name in {text!r}")
@@ -46,9 +46,15 @@ def check_clamps(model: ToyModel, clamps: Iterable[Clamp]) -> tuple[Clamp, ...]:
     for c in clamps:
         require(c.name in dims, "clamp", f"unknown vector {c.name!r} (vectors: {', '.join(model.vectors)})")
         if c.first is not None:
-            require(c.first <= dims[c.name], "clamp", f"{c}: K exceeds the dimension {int(dims[c.name])} of {c.name!r}")
+            require(
+                c.first <= dims[c.name],
+                "clamp",
+                f"{c}: K exceeds the dimension {int(dims[c.name])} of {c.name!r}",
+            )
     names = [c.name for c in clamps]
-    require(len(set(names)) == len(names), "clamp", f"a vector is clamped twice: {', '.join(map(str, clamps))}")
+    require(
+        len(set(names)) == len(names), "clamp", f"a vector is clamped twice: {', '.join(map(str, clamps))}"
+    )
     return clamps
 
 

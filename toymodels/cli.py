@@ -1,4 +1,5 @@
-"""``python -m toymodels``: run one toy-model configuration, write ``OUT/toymodel.h5`` and ``OUT/toymodel.png``.
+"""``python -m toymodels``: run one toy-model configuration, write ``OUT/toymodel.h5`` and
+``OUT/toymodel.png``.
 
 A thin layer over :class:`toymodels.experiment.ToyConfig` and :func:`toymodels.experiment.run`.
 Bad input prints one line ``error: --flag: reason`` and exits with status 2; nothing is written.
@@ -12,39 +13,12 @@ import sys
 import time
 from collections.abc import Sequence
 
+from ._internal import OneLineParser, parse_int_list, prepare_output_dir
 from .clamps import Clamp
-from .dynamics import SOLVERS, GradientDescent, GradientFlow
 from .errors import ConfigError, require
 from .experiment import MODELS, ToyConfig
+from .methods import SOLVERS, GradientDescent, GradientFlow
 from .precision import PRECISIONS
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse parser whose usage errors are one line (``error: …``) with exit status 2."""
-
-    def error(self, message: str):  # noqa: D401 - argparse API
-        self.exit(2, f"error: {message} (see --help)\n")
-
-
-def parse_int_list(text: str, param: str = "seeds") -> tuple[int, ...]:
-    """Parse ``7``, ``0-11``, ``0,3,5`` or ``0-3,8`` into a tuple of integers."""
-    out: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        lo, sep, hi = part.partition("-")
-        try:
-            if sep:
-                a, b = int(lo), int(hi)
-                require(a <= b, param, f"empty range {part!r}")
-                out.extend(range(a, b + 1))
-            else:
-                out.append(int(part))
-        except ValueError:
-            raise ConfigError(param, f"expected integers like 7, 0-11 or 0,3,5 (got {text!r})") from None
-    require(len(out) > 0, param, "empty list")
-    require(all(v >= 0 for v in out), param, f"must be >= 0 (got {text!r})")
-    return tuple(out)
-
 
 _NO_STOP = -1.0  # --stop-loss none
 
@@ -58,33 +32,75 @@ def _stop_loss(text: str) -> float:
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     """Model, loss and initialisation flags (shared with ``python -m toymodels.sweep``)."""
     g = p.add_argument_group("model")
-    g.add_argument("--model", choices=MODELS, default="coopetition", help="coopetition (a,b,c,d) or tensor (N vectors)")
-    g.add_argument("--dims", type=float, nargs="+", default=None, help="one dimension per vector (default: coopetition 20 20 20 160, tensor 20 20 20)")
-    g.add_argument("--mu1", type=float, default=None, help="offset μ₁ of mechanism 1 (coopetition default 0.1)")
+    g.add_argument(
+        "--model", choices=MODELS, default="coopetition", help="coopetition (a,b,c,d) or tensor (N vectors)"
+    )
+    g.add_argument(
+        "--dims",
+        type=float,
+        nargs="+",
+        default=None,
+        help="one dimension per vector (default: coopetition 20 20 20 160, tensor 20 20 20)",
+    )
+    g.add_argument(
+        "--mu1", type=float, default=None, help="offset μ₁ of mechanism 1 (coopetition default 0.1)"
+    )
     g.add_argument("--mu2", type=float, default=0.0, help="offset μ₂ of mechanism 2 (default 0)")
-    g.add_argument("--alpha", type=float, default=None, help="competition strength α (coopetition default 0.1)")
+    g.add_argument(
+        "--alpha", type=float, default=None, help="competition strength α (coopetition default 0.1)"
+    )
     g.add_argument("--combine", choices=("multiplicative", "additive"), default="multiplicative")
     g.add_argument("--init-scale", type=float, default=1.0, help="σ: initial vectors are σ·N(0,1)")
-    g.add_argument("--prng", choices=("legacy", "partitionable"), default="legacy", help="legacy = the paper's threefry key derivation")
-    g.add_argument("--clamp", action="append", default=[], metavar="NAME[:K]", help="hold vector NAME (or its first K entries) at its target; repeatable")
+    g.add_argument(
+        "--prng",
+        choices=("legacy", "partitionable"),
+        default="legacy",
+        help="legacy = the paper's threefry key derivation",
+    )
+    g.add_argument(
+        "--clamp",
+        action="append",
+        default=[],
+        metavar="NAME[:K]",
+        help="hold vector NAME (or its first K entries) at its target; repeatable",
+    )
     g.add_argument("--precision", choices=PRECISIONS, default="float64")
-    g.add_argument("--reduced", action="store_true", help="solve the exact reduced (P, Q) dynamics (dimension-free)")
+    g.add_argument(
+        "--reduced", action="store_true", help="solve the exact reduced (P, Q) dynamics (dimension-free)"
+    )
 
 
 def add_method_arguments(p: argparse.ArgumentParser) -> None:
     """Dynamics flags (shared with the sweep)."""
     g = p.add_argument_group("dynamics")
-    g.add_argument("--method", choices=("gd", "flow"), default="gd", help="gradient descent (lax.scan) or gradient flow (Diffrax)")
-    g.add_argument("--lr", type=float, default=1.0, help="GD learning rate η (flow: default t-max = lr × steps)")
+    g.add_argument(
+        "--method",
+        choices=("gd", "flow"),
+        default="gd",
+        help="gradient descent (lax.scan) or gradient flow (Diffrax)",
+    )
+    g.add_argument(
+        "--lr", type=float, default=1.0, help="GD learning rate η (flow: default t-max = lr × steps)"
+    )
     g.add_argument("--steps", type=int, default=16000, help="GD steps")
     g.add_argument("--save-every", type=int, default=1, help="GD: record every K-th step")
     g.add_argument("--t-max", type=float, default=None, help="flow end time (default lr × steps)")
     g.add_argument("--n-save", type=int, default=1601, help="flow: number of save times in [0, t-max]")
-    g.add_argument("--solver", choices=tuple(SOLVERS), default="tsit5", help="flow solver (kvaerno5/kvaerno3 are implicit)")
+    g.add_argument(
+        "--solver",
+        choices=tuple(SOLVERS),
+        default="tsit5",
+        help="flow solver (kvaerno5/kvaerno3 are implicit)",
+    )
     g.add_argument("--rtol", type=float, default=1e-8)
     g.add_argument("--atol", type=float, default=1e-10)
     g.add_argument("--max-steps", type=int, default=200_000, help="flow solver step budget")
-    g.add_argument("--stop-loss", type=_stop_loss, default=None, help="stop when the loss < this; 'none' disables (default: 1e-6 for gd, none for flow)")
+    g.add_argument(
+        "--stop-loss",
+        type=_stop_loss,
+        default=None,
+        help="stop when the loss < this; 'none' disables (default: 1e-6 for gd, none for flow)",
+    )
 
 
 def method_from_args(args: argparse.Namespace) -> GradientDescent | GradientFlow:
@@ -126,17 +142,6 @@ def config_from_args(args: argparse.Namespace, seeds: Sequence[int] = (7,)) -> T
         precision=args.precision,
         reduced=args.reduced,
     )
-
-
-def prepare_output_dir(path: str) -> str:
-    """Create the output directory if needed and check that it is writable."""
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as e:
-        raise ConfigError("out", f"cannot create directory {path!r}: {e.strerror}") from None
-    require(os.path.isdir(path), "out", f"{path!r} is not a directory")
-    require(os.access(path, os.W_OK | os.X_OK), "out", f"directory {path!r} is not writable")
-    return path
 
 
 def build_parser() -> argparse.ArgumentParser:

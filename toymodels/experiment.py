@@ -13,10 +13,11 @@ from typing import Any
 import numpy as np
 
 from .clamps import Clamp, check_clamps
-from .dynamics import GradientDescent, Method, simulate
+from .dynamics import simulate
 from .errors import require
 from .init import draw_vectors
 from .losses import ToyModel, coopetition_model, loss_params, tensor_model
+from .methods import GradientDescent, Method
 from .precision import check_precision, numerics
 from .results import ToyResult
 
@@ -101,7 +102,14 @@ def run(config: ToyConfig) -> ToyResult:
         )
     else:
         result = simulate(
-            model, config.method, targets, init, lp, config.clamps, config.precision, run_labels={"seed": np.asarray(seeds)}
+            model,
+            config.method,
+            targets,
+            init,
+            lp,
+            config.clamps,
+            config.precision,
+            run_labels={"seed": np.asarray(seeds)},
         )
     result.config["experiment"] = config.to_dict()
     result.normalise_config()
@@ -126,7 +134,11 @@ def summary_lines(result: ToyResult) -> list[str]:
                 parts.append(f"final L_M2 {result['mechanism_2_loss'][i][last]:.4g}")
             parts.append(f"final loss {result['loss'][i][last]:.4g}")
         if result.method == "gd":
-            parts.append(f"stopped at step {int(result.stop[i])}" if result.stop[i] >= 0 else "did not reach the stop loss")
+            parts.append(
+                f"stopped at step {int(result.stop[i])}"
+                if result.stop[i] >= 0
+                else "did not reach the stop loss"
+            )
         elif np.isfinite(result.stop[i]):
             parts.append(f"stopped at t = {result.stop[i]:.6g}")
         lines.append(" · ".join(parts))
@@ -134,4 +146,3 @@ def summary_lines(result: ToyResult) -> list[str]:
 
 
 __all__ = ["DEFAULT_DIMS", "MODELS", "ToyConfig", "run", "summary_lines"]
-

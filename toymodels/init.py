@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from .errors import require
 from . import prng as legacy
+from .errors import require
 from .losses import ToyModel
 
 PRNG_MODES = ("legacy", "partitionable")
@@ -73,7 +73,11 @@ def draw_vectors(
     """
     dims = model.integer_dims()
     require(prng in PRNG_MODES, "prng", f"must be one of {PRNG_MODES} (got {prng!r})")
-    require(np.isfinite(init_scale) and init_scale >= 0, "init_scale", f"must be a finite number >= 0 (got {init_scale})")
+    require(
+        np.isfinite(init_scale) and init_scale >= 0,
+        "init_scale",
+        f"must be a finite number >= 0 (got {init_scale})",
+    )
     require(len(seeds) >= 1, "seeds", "at least one seed is needed")
     for s in seeds:
         require(int(s) == s and 0 <= s < 2**31, "seeds", f"seeds must be integers in [0, 2^31) (got {s})")
@@ -81,7 +85,9 @@ def draw_vectors(
         targets, init = _draw_legacy(seeds, model, dims)
     else:
         with jax.threefry_partitionable(True):
-            targets, init = jax.jit(jax.vmap(lambda s: _draw_one_seed(s, model, dims)))(np.asarray(seeds, dtype=np.uint32))
+            targets, init = jax.jit(jax.vmap(lambda s: _draw_one_seed(s, model, dims)))(
+                np.asarray(seeds, dtype=np.uint32)
+            )
     # NumPy arrays: casting and clamping happen inside the compiled dynamics
     np_dtype = np.dtype(dtype)
     targets = {k: np.asarray(v).astype(np_dtype) for k, v in targets.items()}
@@ -89,7 +95,9 @@ def draw_vectors(
     return targets, init
 
 
-def vectors_from_arrays(model: ToyModel, vectors: Mapping[str, np.ndarray], what: str, dtype=jnp.float64) -> Vectors:
+def vectors_from_arrays(
+    model: ToyModel, vectors: Mapping[str, np.ndarray], what: str, dtype=jnp.float64
+) -> Vectors:
     """Explicit vectors (one set, shape (dim,), or a batch, shape (n_runs, dim)) checked against ``model``."""
     dims = model.integer_dims()
     out = {}
@@ -98,7 +106,11 @@ def vectors_from_arrays(model: ToyModel, vectors: Mapping[str, np.ndarray], what
         v = np.asarray(vectors[name], dtype=np.float64)
         if v.ndim == 1:
             v = v[None]
-        require(v.ndim == 2 and v.shape[-1] == dims[name], what, f"vector {name!r} must have length {dims[name]} (got shape {v.shape})")
+        require(
+            v.ndim == 2 and v.shape[-1] == dims[name],
+            what,
+            f"vector {name!r} must have length {dims[name]} (got shape {v.shape})",
+        )
         require(bool(np.all(np.isfinite(v))), what, f"vector {name!r} has non-finite entries")
         out[name] = jnp.asarray(v, dtype=dtype)
     for name in vectors:

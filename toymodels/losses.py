@@ -124,7 +124,8 @@ class ToyModel:
         require(
             len(self.dims) == len(self.vectors),
             "dims",
-            f"expected {len(self.vectors)} dimensions (one per vector {', '.join(self.vectors)}), got {len(self.dims)}",
+            f"expected {len(self.vectors)} dimensions (one per vector {', '.join(self.vectors)}), "
+            f"got {len(self.dims)}",
         )
         for name, dim in zip(self.vectors, self.dims):
             require(np.isfinite(dim) and dim >= 1, "dims", f"dimension of {name!r} must be >= 1 (got {dim})")
@@ -133,10 +134,20 @@ class ToyModel:
             require(len(mech) >= 1, "mechanisms", "a mechanism must name at least one vector")
             require(len(set(mech)) == len(mech), "mechanisms", f"mechanism {mech} repeats a vector")
             for name in mech:
-                require(name in self.vectors, "mechanisms", f"unknown vector {name!r} (vectors: {', '.join(self.vectors)})")
+                require(
+                    name in self.vectors,
+                    "mechanisms",
+                    f"unknown vector {name!r} (vectors: {', '.join(self.vectors)})",
+                )
         for name in self.competition:
-            require(name in self.vectors, "competition", f"unknown vector {name!r} (vectors: {', '.join(self.vectors)})")
-        require(self.combine in COMBINE_RULES, "combine", f"must be one of {COMBINE_RULES} (got {self.combine!r})")
+            require(
+                name in self.vectors,
+                "competition",
+                f"unknown vector {name!r} (vectors: {', '.join(self.vectors)})",
+            )
+        require(
+            self.combine in COMBINE_RULES, "combine", f"must be one of {COMBINE_RULES} (got {self.combine!r})"
+        )
 
     @property
     def dim(self) -> dict[str, float]:
@@ -150,10 +161,14 @@ class ToyModel:
     def integer_dims(self) -> dict[str, int]:
         """Dimensions as integers; the full-vector model needs whole numbers."""
         for name, dim in zip(self.vectors, self.dims):
-            require(float(dim).is_integer(), "dims", f"dimension of {name!r} must be an integer for the full-vector model (got {dim})")
+            require(
+                float(dim).is_integer(),
+                "dims",
+                f"dimension of {name!r} must be an integer for the full-vector model (got {dim})",
+            )
         return {name: int(dim) for name, dim in zip(self.vectors, self.dims)}
 
-    def replace(self, **changes: Any) -> "ToyModel":
+    def replace(self, **changes: Any) -> ToyModel:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -166,7 +181,7 @@ class ToyModel:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ToyModel":
+    def from_dict(cls, d: Mapping[str, Any]) -> ToyModel:
         return cls(
             vectors=tuple(d["vectors"]),
             dims=tuple(d["dims"]),
@@ -193,7 +208,9 @@ def tensor_model(dims: Sequence[float] = (20, 20, 20)) -> ToyModel:
     require(len(dims) >= 2, "dims", f"the tensor-product model needs N >= 2 vectors (got {len(dims)})")
     require(len(dims) <= 26, "dims", "at most 26 vectors")
     names = tuple("abcdefghijklmnopqrstuvwxyz"[: len(dims)])
-    return ToyModel(vectors=names, dims=tuple(dims), mechanisms=(names,), competition=(), combine="multiplicative")
+    return ToyModel(
+        vectors=names, dims=tuple(dims), mechanisms=(names,), competition=(), combine="multiplicative"
+    )
 
 
 class LossParams(eqx.Module):
@@ -220,7 +237,9 @@ def loss_params(model: ToyModel, mu: Sequence[float] | float | None = None, alph
     for k, m in enumerate(mu):
         require(np.isfinite(m) and m >= 0, f"mu{k + 1}", f"must be a finite number >= 0 (got {m})")
     require(np.isfinite(alpha) and alpha >= 0, "alpha", f"must be a finite number >= 0 (got {alpha})")
-    require(alpha == 0 or len(model.competition) > 0, "alpha", "alpha > 0 needs a competition term in the model")
+    require(
+        alpha == 0 or len(model.competition) > 0, "alpha", "alpha > 0 needs a competition term in the model"
+    )
     return LossParams(mu=np.asarray(mu, dtype=np.float64), alpha=np.asarray(float(alpha), dtype=np.float64))
 
 
@@ -229,7 +248,9 @@ def loss_params(model: ToyModel, mu: Sequence[float] | float | None = None, alph
 # ---------------------------------------------------------------------------------------------
 
 
-def mechanism_loss(stats: Mapping[str, VectorStats], mechanism: Sequence[str], dims: Mapping[str, Any]) -> Any:
+def mechanism_loss(
+    stats: Mapping[str, VectorStats], mechanism: Sequence[str], dims: Mapping[str, Any]
+) -> Any:
     r"""Mechanism loss :math:`\frac{1}{2N}(\prod R - 2\prod P + \prod Q)`, N = product of dims.
 
     When every vector's statistics carry E and W, the same polynomial is evaluated
@@ -280,7 +301,9 @@ def competition_term(stats: Mapping[str, VectorStats], names: Sequence[str], dim
     return _product(stats[v].Q for v in names) / (2 * _product(dims[v] for v in names))
 
 
-def combine_losses(combine: str, mechanism_losses: Sequence[Any], mu: Sequence[Any], alpha: Any, competition: Any) -> Any:
+def combine_losses(
+    combine: str, mechanism_losses: Sequence[Any], mu: Sequence[Any], alpha: Any, competition: Any
+) -> Any:
     """Total loss from the mechanism losses: Π(L_k+μ_k) + αC (multiplicative) or Σ(L_k+μ_k) + αC."""
     shifted = [lk + mk for lk, mk in zip(mechanism_losses, mu)]
     if combine == "multiplicative":
@@ -315,10 +338,14 @@ def loss_terms(
     mech = tuple(mechanism_loss(stats, m, dims) for m in model.mechanisms)
     comp = competition_term(stats, model.competition, dims)
     mu_k = [mu[k] for k in range(model.n_mechanisms)]
-    return LossTerms(total=combine_losses(model.combine, mech, mu_k, alpha, comp), mechanisms=mech, competition=comp)
+    return LossTerms(
+        total=combine_losses(model.combine, mech, mu_k, alpha, comp), mechanisms=mech, competition=comp
+    )
 
 
-def total_loss_from_stats(model: ToyModel, stats: Mapping[str, VectorStats], params: LossParams, dims=None) -> Any:
+def total_loss_from_stats(
+    model: ToyModel, stats: Mapping[str, VectorStats], params: LossParams, dims=None
+) -> Any:
     """Total loss from statistics with :class:`LossParams`."""
     mu = [params.mu[..., k] for k in range(model.n_mechanisms)]
     return loss_terms(model, stats, mu, params.alpha, dims).total
@@ -345,9 +372,7 @@ def loss_with_others_at_targets(
     others = [v for v in model.vectors if v != name]
     signs = np.array(list(itertools.product((1.0, -1.0), repeat=len(others))))  # (n_patterns, V-1)
     own = stats[name]
-    pattern_stats = {
-        name: VectorStats(*(None if s is None else jnp.asarray(s)[..., None] for s in own))
-    }
+    pattern_stats = {name: VectorStats(*(None if s is None else jnp.asarray(s)[..., None] for s in own))}
     for j, v in enumerate(others):
         r = jnp.asarray(stats[v].R)[..., None]
         # x → ±x*: P = ±R, Q = R; E = P − R and W = 0 exactly
@@ -376,7 +401,8 @@ def materialised_loss_terms(
 ) -> LossTerms:
     """Loss terms computed by building every tensor explicitly. A slow, independent test oracle."""
     mech = tuple(
-        0.5 * jnp.mean((_outer([targets[v] for v in m]) - _outer([params[v] for v in m])) ** 2) for m in model.mechanisms
+        0.5 * jnp.mean((_outer([targets[v] for v in m]) - _outer([params[v] for v in m])) ** 2)
+        for m in model.mechanisms
     )
     comp = 0.5 * jnp.mean(_outer([params[v] for v in model.competition]) ** 2) if model.competition else 0.0
     mu = [lp.mu[k] for k in range(model.n_mechanisms)]
@@ -410,4 +436,3 @@ __all__ = [
     "total_loss_from_stats",
     "vector_stats",
 ]
-

@@ -6,10 +6,9 @@ import math
 import os
 
 import numpy as np
-
 from matplotlib.ticker import LogLocator, NullLocator
 
-from .atomic import atomic_write
+from ._internal import atomic_write
 from .results import ToyResult
 
 MECHANISM_COLOURS = ("tab:blue", "tab:orange", "tab:purple", "tab:brown")
@@ -46,7 +45,9 @@ def draw_run(ax, result: ToyResult, i: int, legend: bool = True, competition: bo
     if n_mech > 1 or "competition" in result.measures:
         ax.plot(*decimate(t, result["loss"][i]), color="black", lw=1.2, ls="--", label="total loss")
     if competition and "competition" in result.measures:
-        ax.plot(*decimate(t, result["competition"][i]), color="tab:green", lw=1.0, ls=":", label="competition C")
+        ax.plot(
+            *decimate(t, result["competition"][i]), color="tab:green", lw=1.0, ls=":", label="competition C"
+        )
     ax.set_yscale("log")
     # major decades only: minor log ticks cost ~1 s of rendering on a 12-panel figure
     ax.yaxis.set_major_locator(LogLocator(base=10, numticks=6))
@@ -77,7 +78,9 @@ def plot_result(result: ToyResult, max_panels: int = 12):
     if n <= max_panels:
         cols = min(n, 4)
         rows = math.ceil(n / cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False, sharex=True, sharey=True)
+        fig, axes = plt.subplots(
+            rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False, sharex=True, sharey=True
+        )
         for i in range(rows * cols):
             ax = axes.flat[i]
             if i < n:
@@ -90,7 +93,9 @@ def plot_result(result: ToyResult, max_panels: int = 12):
             y = result["mechanism_1_loss"][i] + np.atleast_2d(result.labels["mu"])[i][0]
             ax.plot(*decimate(result.t, y), color="tab:blue", alpha=0.3, lw=0.8)
             if "mechanism_2_loss" in result.measures:
-                ax.plot(*decimate(result.t, result["mechanism_2_loss"][i]), color="tab:orange", alpha=0.3, lw=0.8)
+                ax.plot(
+                    *decimate(result.t, result["mechanism_2_loss"][i]), color="tab:orange", alpha=0.3, lw=0.8
+                )
         ax.set_yscale("log")
         ax.set_xlabel("step" if result.method == "gd" else "flow time t")
         ax.plot([], [], color="tab:blue", label="mechanism 1 loss + μ₁")

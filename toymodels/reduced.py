@@ -19,6 +19,10 @@ dimensions; dimensions, μ and α are ordinary (traceable, vmappable, differenti
 Entry points: :func:`simulate_reduced` (batch → :class:`toymodels.results.ToyResult`),
 :func:`solve_reduced` (one pure, jittable run for sweeps and fits), and the initial conditions
 :func:`initial_stats_from_vectors` (exact) and :func:`typical_initial_stats`.
+
+One concept, one module (hence its length): the state and parameter types, the two state
+coordinates (PQ and PEW) with their lambdified fields and loss, the clamp handling, the initial
+conditions and the solve are parts of the same reduced system and change together.
 """
 
 from __future__ import annotations
@@ -36,10 +40,11 @@ import sympy as sp
 from jaxtyping import Array, Float
 
 from .clamps import Clamp, check_clamps
-from .dynamics import GradientDescent, GradientFlow, Method, Trajectory, flow_trajectory, gd_trajectory
+from .dynamics import Trajectory, flow_trajectory, gd_trajectory
 from .errors import ConfigError, require
 from .losses import LossParams, ToyModel, VectorStats, loss_terms
 from .measures import measures_from_stats
+from .methods import GradientDescent, GradientFlow, Method
 from .precision import check_precision, numerics
 from .symbolic import SymbolicDynamics, derive
 
@@ -72,7 +77,7 @@ class ReducedState(eqx.Module):
     W: Float[Array, "*batch V"] | None = None
 
     @classmethod
-    def from_stats(cls, P, Q, R, E=None, W=None) -> "ReducedState":
+    def from_stats(cls, P, Q, R, E=None, W=None) -> ReducedState:
         """Simulation state from (P, Q, R); E, W default to P − R and Q − P²/R (exact ones, from
         the vectors, are better)."""
         E = P - R if E is None else E
@@ -160,7 +165,9 @@ class ReducedDynamics:
             + [params.alpha]
         )
 
-    def _assemble(self, values: Sequence[Any], cols: Mapping[str, Sequence[Any]], fill: str) -> dict[str, tuple]:
+    def _assemble(
+        self, values: Sequence[Any], cols: Mapping[str, Sequence[Any]], fill: str
+    ) -> dict[str, tuple]:
         """Columns from per-free-vector values; clamped vectors get zero (``fill="zero"``,
         velocities) or their current value (``fill="keep"``, GD updates)."""
         names = self.symbolic.state_names
@@ -182,7 +189,9 @@ class ReducedDynamics:
         """Gradient-flow velocity of the state coordinates, as columns."""
         return self._assemble(self._flow(*self._args(cols, params)), cols, "zero")
 
-    def gd_step_columns(self, cols: Mapping[str, Sequence[Any]], params: ReducedParams, lr) -> dict[str, tuple]:
+    def gd_step_columns(
+        self, cols: Mapping[str, Sequence[Any]], params: ReducedParams, lr
+    ) -> dict[str, tuple]:
         """One exact gradient-descent step of size ``lr``, as columns."""
         return self._assemble(self._gd(*self._args(cols, params), lr), cols, "keep")
 
@@ -204,7 +213,9 @@ class ReducedDynamics:
             total = total + best
         return total
 
-    def stats_columns(self, cols: Mapping[str, Sequence[Any]], params: ReducedParams) -> dict[str, VectorStats]:
+    def stats_columns(
+        self, cols: Mapping[str, Sequence[Any]], params: ReducedParams
+    ) -> dict[str, VectorStats]:
         out = {}
         for i, v in enumerate(self.model.vectors):
             P, R = cols["P"][i], params.R[..., i]
@@ -222,7 +233,11 @@ class ReducedDynamics:
     def measures_columns(self, cols: Mapping[str, Sequence[Any]], params: ReducedParams) -> dict[str, Array]:
         lp = LossParams(mu=params.mu, alpha=params.alpha)
         return measures_from_stats(
-            self.model, self.stats_columns(cols, params), lp, self.grad_norm_sq_columns(cols, params), self.dims(params)
+            self.model,
+            self.stats_columns(cols, params),
+            lp,
+            self.grad_norm_sq_columns(cols, params),
+            self.dims(params),
         )
 
     # ------------------------------------------------------------------ the same on (..., V) states
@@ -251,7 +266,9 @@ class ReducedDynamics:
 
 
 @functools.lru_cache(maxsize=64)
-def _reduced_dynamics_cached(structure: ToyModel, clamped: frozenset[str], coordinates: str) -> ReducedDynamics:
+def _reduced_dynamics_cached(
+    structure: ToyModel, clamped: frozenset[str], coordinates: str
+) -> ReducedDynamics:
     sd = derive(structure, clamped, coordinates)
     args = list(sd.state_symbols) + list(sd.parameter_symbols)
     flow = _lambdify(args, sd.vector_field)
@@ -275,7 +292,9 @@ def reduced_clamped_set(model: ToyModel, clamps: Sequence[Clamp]) -> frozenset[s
     return frozenset(c.name for c in clamps)
 
 
-def reduced_dynamics(model: ToyModel, clamps: Sequence[Clamp] = (), coordinates: str = "PEW") -> ReducedDynamics:
+def reduced_dynamics(
+    model: ToyModel, clamps: Sequence[Clamp] = (), coordinates: str = "PEW"
+) -> ReducedDynamics:
     """The (cached) lambdified reduced dynamics of ``model`` with full-vector ``clamps``.
 
     ``coordinates="PEW"`` (simulation, accurate near any minimum) or ``"PQ"`` (the plain 2-per-vector
@@ -323,7 +342,13 @@ def solve_reduced(
         all_measures, loss = dyn.measures_columns, lambda y, p: dyn.loss_terms_columns(y, p).total
     else:
         to = back = lambda y: y  # noqa: E731
-        velocity, gd_step, stats, all_measures, loss = dyn.velocity, dyn.gd_step, dyn.stats, dyn.measures, dyn.loss
+        velocity, gd_step, stats, all_measures, loss = (
+            dyn.velocity,
+            dyn.gd_step,
+            dyn.stats,
+            dyn.measures,
+            dyn.loss,
+        )
     if measures is None:
         record = lambda y: all_measures(y, params)  # noqa: E731
     else:
@@ -337,7 +362,9 @@ def solve_reduced(
         traj = gd_trajectory(step, y0, method)
     elif isinstance(method, GradientFlow):
         # 3 numbers per vector: cheaper to save the states than the measures
-        traj = flow_trajectory(lambda y: velocity(y, params), record, lambda y: loss(y, params), y0, method, save_states=True)
+        traj = flow_trajectory(
+            lambda y: velocity(y, params), record, lambda y: loss(y, params), y0, method, save_states=True
+        )
     else:
         raise ConfigError("method", f"unknown method {method!r}")
     return dataclasses.replace(traj, final=back(traj.final))
@@ -352,7 +379,9 @@ def use_columns(dyn: ReducedDynamics, n_runs: int) -> bool:
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _solve_batch(dyn: ReducedDynamics, method: Method, state0: ReducedState, params: ReducedParams) -> Trajectory:
+def _solve_batch(
+    dyn: ReducedDynamics, method: Method, state0: ReducedState, params: ReducedParams
+) -> Trajectory:
     columns = use_columns(dyn, state0.P.shape[0])  # static: the batch size
     return jax.vmap(functools.partial(solve_reduced, dyn, method, columns=columns))(state0, params)
 
@@ -367,7 +396,11 @@ def initial_stats_from_vectors(
 ) -> dict[str, VectorStats]:
     """Exact (P, Q, R) and E = x*·(x − x*), W = |x − (P/R)x*|² of explicit initial vectors and targets
     (computed directly from the vectors in float64 NumPy)."""
-    require(set(targets) == set(init), "init", f"targets {sorted(targets)} and init {sorted(init)} name different vectors")
+    require(
+        set(targets) == set(init),
+        "init",
+        f"targets {sorted(targets)} and init {sorted(init)} name different vectors",
+    )
     out = {}
     for v in targets:
         t = np.asarray(targets[v], dtype=np.float64)
@@ -405,7 +438,11 @@ def typical_initial_stats(
     if isinstance(dims, ToyModel):
         dims = dims.dim
     sigma = np.atleast_1d(np.asarray(init_scale, dtype=np.float64))
-    require(sigma.ndim == 1 and bool(np.all(np.isfinite(sigma) & (sigma >= 0))), "init_scale", f"must be finite numbers >= 0 (got {init_scale})")
+    require(
+        sigma.ndim == 1 and bool(np.all(np.isfinite(sigma) & (sigma >= 0))),
+        "init_scale",
+        f"must be finite numbers >= 0 (got {init_scale})",
+    )
     if not isinstance(overlap, Mapping):
         overlap = {v: overlap for v in dims}
     require(set(overlap) <= set(dims), "overlap", f"unknown vectors {sorted(set(overlap) - set(dims))}")
@@ -414,8 +451,16 @@ def typical_initial_stats(
         n = float(n)
         require(np.isfinite(n) and n >= 1, "dims", f"dimension of {v!r} must be >= 1 (got {n})")
         z = np.atleast_1d(np.asarray(overlap.get(v, 0.0), dtype=np.float64))
-        require(z.ndim == 1 and bool(np.all(np.isfinite(z))), "overlap", f"overlap of {v!r} must be finite (got {z})")
-        require(bool(np.all(z * z <= n)), "overlap", f"|z| must be <= sqrt(n) = {np.sqrt(n):.4g} for {v!r} (Cauchy-Schwarz); got {z}")
+        require(
+            z.ndim == 1 and bool(np.all(np.isfinite(z))),
+            "overlap",
+            f"overlap of {v!r} must be finite (got {z})",
+        )
+        require(
+            bool(np.all(z * z <= n)),
+            "overlap",
+            f"|z| must be <= sqrt(n) = {np.sqrt(n):.4g} for {v!r} (Cauchy-Schwarz); got {z}",
+        )
         s, zz = np.broadcast_arrays(sigma, z)
         out[v] = VectorStats(P=zz * s * np.sqrt(n), Q=s * s * n + 0 * zz, R=np.full(s.shape, n))
     return out
@@ -523,12 +568,21 @@ def simulate_reduced(
     check_precision(precision)
     dyn = reduced_dynamics(model, clamps, coordinates)
     n_runs = _check_stats(model, initial_stats)
-    n_lp = {np.shape(lp.mu)[0] if np.ndim(lp.mu) == 2 else 1, np.shape(lp.alpha)[0] if np.ndim(lp.alpha) == 1 else 1}
+    n_lp = {
+        np.shape(lp.mu)[0] if np.ndim(lp.mu) == 2 else 1,
+        np.shape(lp.alpha)[0] if np.ndim(lp.alpha) == 1 else 1,
+    }
     sizes = (n_lp | {n_runs}) - {1}
-    require(len(sizes) <= 1, "mu", f"loss parameters and initial statistics disagree on the number of runs {sorted(n_lp | {n_runs})}")
+    require(
+        len(sizes) <= 1,
+        "mu",
+        f"loss parameters and initial statistics disagree on the number of runs {sorted(n_lp | {n_runs})}",
+    )
     n_runs = sizes.pop() if sizes else 1
     stats = {
-        v: VectorStats(*(None if x is None else np.broadcast_to(np.asarray(x, dtype=np.float64), (n_runs,)) for x in st))
+        v: VectorStats(
+            *(None if x is None else np.broadcast_to(np.asarray(x, dtype=np.float64), (n_runs,)) for x in st)
+        )
         for v, st in ((v, initial_stats[v]) for v in model.vectors)
     }
     with numerics(precision) as dtype:

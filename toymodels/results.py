@@ -38,7 +38,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .atomic import atomic_write
+from ._internal import atomic_write
 
 FORMAT_VERSION = "toymodels-result/1"
 _RESERVED = {"t", "seed", "mu", "alpha", "stop_step", "stop_time", "diverged_step", "failure_time"}
@@ -107,7 +107,7 @@ class ToyResult:
         vectors: Mapping[str, Mapping[str, Any]],
         reduced: bool,
         extra_config: Mapping[str, Any] | None = None,
-    ) -> "ToyResult":
+    ) -> ToyResult:
         measures = {k: np.asarray(v, dtype=np.float64) for k, v in traj.measures.items()}
         n_runs = next(iter(measures.values())).shape[0]
         labels = {
@@ -134,7 +134,9 @@ class ToyResult:
             labels=labels,
             stop=np.asarray(traj.stop, dtype=np.int64 if is_gd else np.float64),
             failure=np.asarray(traj.failure, dtype=np.int64 if is_gd else np.float64),
-            vectors={g: {k: np.asarray(v, dtype=np.float64) for k, v in d.items()} for g, d in vectors.items()},
+            vectors={
+                g: {k: np.asarray(v, dtype=np.float64) for k, v in d.items()} for g, d in vectors.items()
+            },
             config=config,
         )
 
@@ -158,7 +160,10 @@ class ToyResult:
             if self.method == "gd" and self.failure[i] >= 0:
                 lines.append(f"{label} diverged at step {int(self.failure[i])} (non-finite loss)")
             elif self.method == "flow" and np.isfinite(self.failure[i]):
-                lines.append(f"{label}: the ODE solver gave up at t = {self.failure[i]:.6g} (step budget or non-finite state)")
+                lines.append(
+                    f"{label}: the ODE solver gave up at t = {self.failure[i]:.6g} "
+                    "(step budget or non-finite state)"
+                )
         return lines
 
     # ------------------------------------------------------------------ HDF5
@@ -173,7 +178,9 @@ class ToyResult:
             f.attrs["versions"] = json.dumps(self.versions)
             f.create_dataset("t", data=self.t)
             for name, arr in self.measures.items():
-                f.create_dataset(name, data=arr, chunks=True, compression="gzip", compression_opts=1, shuffle=True)
+                f.create_dataset(
+                    name, data=arr, chunks=True, compression="gzip", compression_opts=1, shuffle=True
+                )
             for name, arr in self.labels.items():
                 f.create_dataset(name, data=arr)
             if self.method == "gd":
@@ -188,7 +195,7 @@ class ToyResult:
                     g.create_dataset(name, data=arr)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "ToyResult":
+    def load(cls, path: str | os.PathLike) -> ToyResult:
         """Read a result written by :meth:`save`."""
         with h5py.File(path, "r") as f:
             config = json.loads(f.attrs["config"])

@@ -4,7 +4,8 @@ Every loss in :mod:`toymodels.losses` depends on a learnable vector :math:`x` (t
 only through :math:`P = x\cdot x^*` and :math:`Q = |x|^2` (:math:`R = |x^*|^2` is constant). By the
 chain rule its gradient lies in :math:`\mathrm{span}\{x, x^*\}`:
 
-.. math::  g = \nabla_x L = L_P\,x^* + 2L_Q\,x, \qquad L_P = \partial L/\partial P,\ L_Q = \partial L/\partial Q,
+.. math::  g = \nabla_x L = L_P\,x^* + 2L_Q\,x, \qquad
+    L_P = \partial L/\partial P,\ L_Q = \partial L/\partial Q,
 
 so the dynamics close exactly on :math:`(P, Q)` of every vector, whatever the dimensions:
 
@@ -36,9 +37,9 @@ No O(1) numbers cancel in these formulas, so the reduced model keeps relative pr
 minimum, like the full model. ``coordinates="PQ"`` (the plain form above) is used for analysis
 (saddle, fixed points); ``coordinates="PEW"`` for simulation.
 
-A vector clamped in full sits at its target (:math:`P = Q = R`, :math:`E = W = 0`) and does not move. Clamping only
-the first k entries breaks the span argument (the gradient is masked entry-wise), so it has no exact
-reduction.
+A vector clamped in full sits at its target (:math:`P = Q = R`, :math:`E = W = 0`) and does not move.
+Clamping only the first k entries breaks the span argument (the gradient is masked entry-wise), so it
+has no exact reduction.
 
 The loss itself is **not** retyped here: :func:`derive` calls :func:`toymodels.losses.loss_terms`
 with SymPy symbols (including symbolic dimensions :math:`n_x`, offsets :math:`\mu_k` and competition

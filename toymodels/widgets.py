@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 
 from .clamps import Clamp
-from .dynamics import GradientDescent, GradientFlow
 from .errors import require
 from .init import draw_vectors
 from .losses import coopetition_model
+from .methods import GradientDescent, GradientFlow
 from .precision import numerics
-from .sweep_verdicts import VERDICTS, VerdictThresholds, saddle_levels, summarise
+from .sweep.verdicts import VERDICTS, VerdictThresholds, saddle_levels, summarise
 
 CURVES = ("mechanism_1_loss", "mechanism_2_loss", "loss", "competition")
 CURVE_STYLE = {
@@ -62,7 +62,11 @@ class SliderParams:
         require(np.isfinite(self.mu1) and self.mu1 >= 0, "mu1", f"must be >= 0 (got {self.mu1})")
         require(np.isfinite(self.alpha) and self.alpha >= 0, "alpha", f"must be >= 0 (got {self.alpha})")
         for name in ("dim_a", "dim_bc", "dim_d"):
-            require(int(getattr(self, name)) == getattr(self, name) and getattr(self, name) >= 1, name, "must be an integer >= 1")
+            require(
+                int(getattr(self, name)) == getattr(self, name) and getattr(self, name) >= 1,
+                name,
+                "must be an integer >= 1",
+            )
         require(self.method in ("gd", "flow"), "method", f"must be gd or flow (got {self.method!r})")
         object.__setattr__(self, "clamps", tuple(sorted(set(self.clamps))))
 
@@ -86,7 +90,7 @@ def slider_run(p: SliderParams) -> tuple[np.ndarray, dict[str, np.ndarray], dict
     import jax
 
     from .reduced import ReducedParams, initial_state, initial_stats_from_vectors, reduced_dynamics
-    from .sweep_exec import reduced_batch
+    from .sweep.chunk import reduced_batch
 
     model = coopetition_model(p.dims)
     dyn = reduced_dynamics(model, tuple(Clamp(c) for c in p.clamps))
@@ -96,7 +100,12 @@ def slider_run(p: SliderParams) -> tuple[np.ndarray, dict[str, np.ndarray], dict
         stats = initial_stats_from_vectors(targets, init)
         state0 = initial_state(dyn, stats, dtype)
         R = np.stack([stats[v].R for v in model.vectors], -1)
-        params = ReducedParams(R=R, dims=np.asarray([p.dims], dtype=np.float64), mu=np.asarray([[p.mu1, 0.0]]), alpha=np.asarray([p.alpha]))
+        params = ReducedParams(
+            R=R,
+            dims=np.asarray([p.dims], dtype=np.float64),
+            mu=np.asarray([[p.mu1, 0.0]]),
+            alpha=np.asarray([p.alpha]),
+        )
         curves, stop, failure = jax.device_get(reduced_batch(dyn, method, state0, params))
     curves = {k: np.asarray(v, dtype=np.float64) for k, v in curves.items()}
     t = np.asarray(method.times, dtype=np.float64)
@@ -124,9 +133,13 @@ class SliderApp:
         self._w = w
         self.display_figure = display_figure
         self.widgets: dict[str, Any] = {
-            "mu1": w.FloatSlider(value=params.mu1, min=0.0, max=0.5, step=0.005, description="μ₁", readout_format=".3f"),
+            "mu1": w.FloatSlider(
+                value=params.mu1, min=0.0, max=0.5, step=0.005, description="μ₁", readout_format=".3f"
+            ),
             "mu1_log": w.Checkbox(value=False, description="log μ₁"),
-            "alpha": w.FloatSlider(value=params.alpha, min=0.0, max=1.0, step=0.01, description="α", readout_format=".3f"),
+            "alpha": w.FloatSlider(
+                value=params.alpha, min=0.0, max=1.0, step=0.01, description="α", readout_format=".3f"
+            ),
             "alpha_log": w.Checkbox(value=False, description="log α"),
             "dim_a": w.IntSlider(value=params.dim_a, min=1, max=100, description="dim a"),
             "dim_bc": w.IntSlider(value=params.dim_bc, min=1, max=100, description="dim b, c"),
@@ -138,8 +151,12 @@ class SliderApp:
             self.widgets[f"clamp_{v}"] = w.Checkbox(value=v in params.clamps, description=f"clamp {v}")
         self.steps, self.save_every = params.steps, params.save_every
         self._log_sliders = {
-            "mu1": w.FloatLogSlider(value=max(params.mu1, 1e-4), base=10, min=-4, max=0, description="μ₁ (log)"),
-            "alpha": w.FloatLogSlider(value=max(params.alpha, 1e-4), base=10, min=-4, max=1, description="α (log)"),
+            "mu1": w.FloatLogSlider(
+                value=max(params.mu1, 1e-4), base=10, min=-4, max=0, description="μ₁ (log)"
+            ),
+            "alpha": w.FloatLogSlider(
+                value=max(params.alpha, 1e-4), base=10, min=-4, max=1, description="α (log)"
+            ),
         }
         self.status = w.HTML()
         self.output = w.Output()
@@ -220,7 +237,8 @@ class SliderApp:
         )
         verdict = summary["verdict"]
         self.status.value = (
-            f"<b>{verdict}</b> · min L<sub>M1</sub> {summary['m1_min']:.3g} at {summary['m1_min_time']:.0f} · "
+            f"<b>{verdict}</b> · min L<sub>M1</sub> {summary['m1_min']:.3g} "
+            f"at {summary['m1_min_time']:.0f} · "
             f"final L<sub>M1</sub> {summary['m1_final']:.3g} · update {1000 * self.last_update_s:.0f} ms"
         )
         if self.display_figure:
@@ -236,7 +254,17 @@ class SliderApp:
         w = self._w
         clamps = w.HBox([self.widgets[f"clamp_{v}"] for v in "abcd"])
         dims = w.HBox([self.widgets["dim_a"], self.widgets["dim_bc"], self.widgets["dim_d"]])
-        return w.VBox([self._boxes["mu1"], self._boxes["alpha"], dims, w.HBox([self.widgets["seed"], self.widgets["method"]]), clamps, self.status, self.output])
+        return w.VBox(
+            [
+                self._boxes["mu1"],
+                self._boxes["alpha"],
+                dims,
+                w.HBox([self.widgets["seed"], self.widgets["method"]]),
+                clamps,
+                self.status,
+                self.output,
+            ]
+        )
 
 
 __all__ = ["CURVES", "SliderApp", "SliderParams", "slider_run"]

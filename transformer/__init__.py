@@ -1,0 +1,66 @@
+"""A JAX/Equinox/Optax transformer trainer for ICL emergence and transience on bursty sequences.
+
+Modules (each one idea): :mod:`~transformer.config` (``TrainConfig``, presets, evaluator names),
+:mod:`~transformer.data` (exemplars and sequence samplers), :mod:`~transformer.model`,
+:mod:`~transformer.build` (config → data, model, optimiser), :mod:`~transformer.evaluate`
+(evaluators and probes), :mod:`~transformer.log` (the ``log.h5`` layout), :mod:`~transformer.checkpoint`
+(save, load, graft, freeze), :mod:`~transformer.trainer` (scan-fused steps and the run loop),
+:mod:`~transformer.cli`, :mod:`~transformer.plot`, :mod:`~transformer.attribution`.
+
+The common names are importable from here (lazily, so ``python -m transformer.plot`` does not pay
+for what it does not use)::
+
+    from transformer import TrainConfig, preset_config, train, evaluator_means
+"""
+
+from __future__ import annotations
+
+from toymodels._internal.facade import lazy_facade
+
+_EXPORTS = {
+    "TrainConfig": "config",
+    "ConfigError": "config",
+    "EVALUATORS": "config",
+    "PRESETS": "config",
+    "preset_config": "config",
+    "structural": "config",
+    "DataError": "data",
+    "SequenceSpec": "data",
+    "Sequences": "data",
+    "sample_sequences": "data",
+    "gather_features": "data",
+    "synthetic_exemplars": "data",
+    "load_exemplars": "data",
+    "write_exemplar_file": "data",
+    "Transformer": "model",
+    "batched_logits": "model",
+    "forward_with_activations": "model",
+    "query_loss": "model",
+    "load_data": "build",
+    "init_model": "build",
+    "make_optimizer": "build",
+    "learning_rate_schedule": "build",
+    "evaluator_sets": "evaluate",
+    "evaluator_spec": "evaluate",
+    "probe_set": "evaluate",
+    "sequence_metrics": "evaluate",
+    "attention_probes": "evaluate",
+    "evaluate_all": "evaluate",
+    "ALIASES": "log",
+    "METRICS": "log",
+    "open_log": "log",
+    "evaluator_group": "log",
+    "evaluator_means": "log",
+    "write_log": "log",
+    "load_checkpoint": "checkpoint",
+    "latest_checkpoint": "checkpoint",
+    "save_checkpoint": "checkpoint",
+    "graft": "checkpoint",
+    "frozen_mask": "checkpoint",
+    "train": "trainer",
+    "make_train_chunk": "trainer",
+    "plot_log": "plot",
+    "margin_attribution": "attribution",
+}
+
+__getattr__, __dir__, __all__ = lazy_facade(__name__, _EXPORTS)

@@ -32,7 +32,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
+from toymodels.errors import ConfigError
+
+from .build import load_data
+from .checkpoint import load_checkpoint
 from .data import DataError, Sequences, gather_features
+from .evaluate import evaluator_sets
 from .model import Transformer, forward_with_activations
 
 
@@ -86,7 +91,7 @@ def margin_attribution(
     model: Transformer,
     exemplars: Float[Array, "classes exemplars dim"],
     seqs: Sequences,
-) -> dict[str, Float[Array, "..."]]:
+) -> dict[str, Float[Array, ...]]:
     """:func:`margin_parts` of every sequence: ``parts`` (n, n_parts), ``const`` (n,), ``total`` (n,)."""
     feats = gather_features(exemplars, seqs)
     parts, const, total = jax.vmap(lambda f, s: margin_parts(model, f, s.labels, s.target))(feats, seqs)
@@ -121,15 +126,13 @@ def format_summary(title: str, rows: list[dict]) -> str:
     lines = [title, f"  {'part':<10} {'mean':>8} {'sd':>8} {'acc alone':>10} {'acc without':>12}"]
     for r in rows:
         without = "" if np.isnan(r["acc_without"]) else f"{r['acc_without']:.3f}"
-        lines.append(f"  {r['part']:<10} {r['mean']:8.2f} {r['sd']:8.2f} {r['acc_alone']:10.3f} {without:>12}")
+        lines.append(
+            f"  {r['part']:<10} {r['mean']:8.2f} {r['sd']:8.2f} {r['acc_alone']:10.3f} {without:>12}"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .config import ConfigError
-    from .evaluate import evaluator_sets
-    from .train import load_checkpoint, load_data
-
     p = argparse.ArgumentParser(
         prog="python -m transformer.attribution",
         description="Split the in-context margin at the query into the direct path, each layer's "
@@ -144,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         wanted = tuple(e for e in args.evaluators.split(",") if e)
         unknown = [e for e in wanted if e not in cfg.evaluators]
         if unknown or not wanted:
-            raise ConfigError(f"evaluators: {unknown[0] if unknown else ''!r} is not among the run's "
+            raise ConfigError("evaluators", f"{unknown[0] if unknown else ''!r} is not among the run's "
                               f"evaluators {cfg.evaluators}")
         exemplars = jnp.asarray(load_data(cfg))
     except (ConfigError, DataError, OSError) as e:

@@ -1,4 +1,9 @@
-"""Run configuration: one frozen dataclass, JSON round-trip, validation, presets."""
+"""Run configuration: :class:`TrainConfig` (frozen, valid once constructed, JSON round-trip), the
+evaluator names, the structural key that compiled code is cached on, and the presets.
+
+Every bad value raises :class:`toymodels.errors.ConfigError` naming the field (one error type for
+the whole project; ``str(e)`` is ``"field: reason"``).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,19 @@ import json
 import math
 from typing import Any
 
-from .data import DataError
+from toymodels.errors import ConfigError
 
+from .data import DataError, SequenceSpec
 
-class ConfigError(ValueError):
-    """A bad configuration value (reported as a one-line error naming the parameter)."""
+EVALUATORS: dict[str, str] = {
+    "train_eval": "train",
+    "icl": "icl_only",
+    "iwl_copy_avail": "ciwl",
+    "flip_icl": "flip",
+    "pure_iwl": "iwl",
+}
+"""Evaluator name (as in the original study's logs) → the sequence kind it samples (``train``: the
+training distribution). Their order fixes each evaluator's key (see :mod:`transformer.evaluate`)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +40,8 @@ class TrainConfig:
     learning rate is ``lr`` until the first boundary of ``lr_steps`` — a tuple of
     ``(step, lr)`` pairs switching to ``lr`` at ``step`` — with an optional linear warm-up over
     ``warmup_steps``.
+
+    Validated on construction (:meth:`validate`): an instance that exists is a valid run.
     """
 
     # data
@@ -82,6 +97,9 @@ class TrainConfig:
     graft_modules: tuple[str, ...] = ()  # e.g. ("blocks.1", "unembed")
     freeze_grafted: bool = False
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     @property
     def n_steps(self) -> int:
         return -(-self.n_sequences // self.batch_size)
@@ -94,11 +112,11 @@ class TrainConfig:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - fields
         if unknown:
-            raise ConfigError(f"{sorted(unknown)[0]}: unknown config field")
+            raise ConfigError(sorted(unknown)[0], "unknown config field")
         d = dict(d)
         if "lr_steps" in d:
             d["lr_steps"] = tuple((int(s), float(v)) for s, v in d["lr_steps"])
@@ -108,62 +126,90 @@ class TrainConfig:
         return cls(**d)
 
     @classmethod
-    def from_json(cls, s: str) -> "TrainConfig":
+    def from_json(cls, s: str) -> TrainConfig:
         return cls.from_dict(json.loads(s))
 
-    def validate(self) -> None:
-        from .evaluate import EVALUATORS
+    def sequence_spec(self, kind: str | None = None) -> SequenceSpec:
+        """A sequence distribution over this run's classes and sequence shape.
 
+        ``kind=None``: the training distribution (``train_kind`` with every distribution field:
+        ``p_bursty``, ``zipf_alpha``, ``icl_label_set``, ``matched``). Otherwise sequences of that
+        kind (see :data:`transformer.data.SEQUENCE_KINDS`) with the sampler's defaults for those
+        fields (uniform classes, always bursty, unmatched) — the evaluators' and probes' base.
+        """
+        shape = dict(
+            n_classes=self.n_classes,
+            n_exemplars=self.n_exemplars,
+            context_pairs=self.context_pairs,
+            burstiness=self.burstiness,
+        )
+        if kind is not None:
+            return SequenceSpec(kind=kind, **shape)
+        return SequenceSpec(
+            kind=self.train_kind,
+            p_bursty=self.p_bursty,
+            zipf_alpha=self.zipf_alpha,
+            label_set=self.icl_label_set,
+            matched=self.matched,
+            **shape,
+        )
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first bad field (called on construction)."""
         positive = (
             "n_classes n_exemplars synth_dim context_pairs burstiness depth d_model n_heads "
             "batch_size n_sequences eval_every n_eval n_probe checkpoint_every"
         ).split()
         for name in positive:
             if int(getattr(self, name)) < 1:
-                raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(name, f"must be >= 1, got {getattr(self, name)}")
         if self.n_holdout_classes < 0:
-            raise ConfigError(f"n_holdout_classes: must be >= 0, got {self.n_holdout_classes}")
+            raise ConfigError("n_holdout_classes", f"must be >= 0, got {self.n_holdout_classes}")
         if self.context_pairs < 2 * self.burstiness:
             raise ConfigError(
-                f"context_pairs: {self.context_pairs} is shorter than 2 x burstiness "
-                f"= {2 * self.burstiness}"
+                "context_pairs",
+                f"{self.context_pairs} is shorter than 2 x burstiness = {2 * self.burstiness}",
             )
         if self.d_model % self.n_heads:
-            raise ConfigError(f"n_heads: d_model={self.d_model} is not divisible by {self.n_heads}")
+            raise ConfigError("n_heads", f"d_model={self.d_model} is not divisible by {self.n_heads}")
         if self.positional not in ("learned", "sinusoidal", "rope"):
-            raise ConfigError(f"positional: unknown encoding {self.positional!r}")
+            raise ConfigError("positional", f"unknown encoding {self.positional!r}")
         if self.train_kind not in ("bursty", "icl_only"):
-            raise ConfigError(f"train_kind: must be 'bursty' or 'icl_only', got {self.train_kind!r}")
+            raise ConfigError("train_kind", f"must be 'bursty' or 'icl_only', got {self.train_kind!r}")
         for name in self.evaluators:
             if name not in EVALUATORS:
-                raise ConfigError(f"evaluators: unknown evaluator {name!r} (one of {tuple(EVALUATORS)})")
+                raise ConfigError("evaluators", f"unknown evaluator {name!r} (one of {tuple(EVALUATORS)})")
         if not self.evaluators:
-            raise ConfigError("evaluators: at least one evaluator is required")
+            raise ConfigError("evaluators", "at least one evaluator is required")
         if not (self.label_init_scale > 0):
-            raise ConfigError(f"label_init_scale: must be > 0, got {self.label_init_scale}")
+            raise ConfigError("label_init_scale", f"must be > 0, got {self.label_init_scale}")
         if not (self.lr > 0):
-            raise ConfigError(f"lr: must be > 0, got {self.lr}")
+            raise ConfigError("lr", f"must be > 0, got {self.lr}")
         for step, value in self.lr_steps:
             if step < 0 or not value > 0:
-                raise ConfigError(f"lr_steps: bad (step, lr) pair ({step}, {value})")
+                raise ConfigError("lr_steps", f"bad (step, lr) pair ({step}, {value})")
         if self.warmup_steps < 0:
-            raise ConfigError(f"warmup_steps: must be >= 0, got {self.warmup_steps}")
+            raise ConfigError("warmup_steps", f"must be >= 0, got {self.warmup_steps}")
         if not 0.0 <= self.p_bursty <= 1.0:
-            raise ConfigError(f"p_bursty: must be in [0, 1], got {self.p_bursty}")
+            raise ConfigError("p_bursty", f"must be in [0, 1], got {self.p_bursty}")
         if self.zipf_alpha < 0:
-            raise ConfigError(f"zipf_alpha: must be >= 0, got {self.zipf_alpha}")
+            raise ConfigError("zipf_alpha", f"must be >= 0, got {self.zipf_alpha}")
         if self.synth_noise < 0:
-            raise ConfigError(f"synth_noise: must be >= 0, got {self.synth_noise}")
+            raise ConfigError("synth_noise", f"must be >= 0, got {self.synth_noise}")
         if self.synth_variants < 1:
-            raise ConfigError(f"synth_variants: must be >= 1, got {self.synth_variants}")
+            raise ConfigError("synth_variants", f"must be >= 1, got {self.synth_variants}")
         if not (math.isfinite(self.synth_variant_scale) and self.synth_variant_scale >= 0):
             raise ConfigError(
-                f"synth_variant_scale: must be finite and >= 0, got {self.synth_variant_scale}"
+                "synth_variant_scale", f"must be finite and >= 0, got {self.synth_variant_scale}"
             )
         if not math.isfinite(self.synth_offset):
-            raise ConfigError(f"synth_offset: must be finite, got {self.synth_offset}")
+            raise ConfigError("synth_offset", f"must be finite, got {self.synth_offset}")
         if self.graft_modules and not self.graft_from:
-            raise ConfigError("graft_from: graft_modules given without a checkpoint to graft from")
+            raise ConfigError("graft_from", "graft_modules given without a checkpoint to graft from")
+        try:
+            self.sequence_spec().validate()
+        except DataError as e:  # its messages are "field: reason"
+            raise ConfigError(*str(e).split(": ", 1)) from None
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -224,8 +270,21 @@ PRESETS: dict[str, dict[str, Any]] = {
 def preset_config(name: str, **overrides: Any) -> TrainConfig:
     """``TrainConfig`` of a named preset with ``overrides`` applied."""
     if name not in PRESETS:
-        raise ConfigError(f"preset: unknown preset {name!r} (one of {tuple(PRESETS)})")
+        raise ConfigError("preset", f"unknown preset {name!r} (one of {tuple(PRESETS)})")
     return TrainConfig.from_dict({**PRESETS[name], **overrides})
 
 
-__all__ = ["TrainConfig", "ConfigError", "DataError", "PRESETS", "preset_config"]
+def structural(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with every field that does not change compiled code reset (seeds, lengths, paths).
+
+    Compiled functions are cached on this key, so runs differing only in seeds or length (tests,
+    seed sweeps, resumes in one process) compile once.
+    """
+    return dataclasses.replace(
+        cfg, init_seed=0, train_seed=0, eval_seed=0, synth_seed=0, n_sequences=1,
+        checkpoint_every=1, data_path=None, graft_from=None, graft_modules=(),
+        freeze_grafted=False,
+    )
+
+
+__all__ = ["EVALUATORS", "PRESETS", "ConfigError", "TrainConfig", "preset_config", "structural"]

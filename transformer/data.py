@@ -54,7 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from toymodels.atomic import atomic_write
+from toymodels._internal import atomic_write
 
 DEFAULT_DATASET = "resnet18/224/feat"
 

@@ -30,68 +30,39 @@ averaged over label tokens. Both are logged for every layer and head.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, Float
 
-from .config import TrainConfig
-from .data import Sequences, SequenceSpec, gather_features, sample_sequences
+from .config import EVALUATORS, TrainConfig, structural
+from .data import Sequences, SequenceSpec, sample_sequences
 from .model import Transformer, batched_logits, forward_with_activations, query_loss
-
-EVALUATORS: dict[str, str] = {
-    "train_eval": "train",
-    "icl": "icl_only",
-    "iwl_copy_avail": "ciwl",
-    "flip_icl": "flip",
-    "pure_iwl": "iwl",
-}
-ALIASES: dict[str, str] = {"ciwl": "iwl_copy_avail", "flip": "flip_icl", "iwl": "pure_iwl"}
-METRICS: tuple[str, ...] = ("loss", "acc", "in_context_acc", "prob")
-
-
-def train_spec(cfg: TrainConfig) -> SequenceSpec:
-    """The training sequence distribution."""
-    return SequenceSpec(
-        kind=cfg.train_kind,
-        n_classes=cfg.n_classes,
-        n_exemplars=cfg.n_exemplars,
-        context_pairs=cfg.context_pairs,
-        burstiness=cfg.burstiness,
-        p_bursty=cfg.p_bursty,
-        zipf_alpha=cfg.zipf_alpha,
-        label_set=cfg.icl_label_set,
-        matched=cfg.matched,
-    )
 
 
 def evaluator_spec(cfg: TrainConfig, name: str) -> SequenceSpec:
-    """The sequence distribution of evaluator ``name``."""
-    base = SequenceSpec(
-        n_classes=cfg.n_classes,
-        n_exemplars=cfg.n_exemplars,
-        context_pairs=cfg.context_pairs,
-        burstiness=cfg.burstiness,
-    )
+    """The sequence distribution of evaluator ``name`` (see :data:`~transformer.config.EVALUATORS`).
+
+    ``icl`` re-assigns one label per context role, on the holdout classes when
+    ``n_holdout_classes > 0``.
+    """
     kind = EVALUATORS[name]
     if kind == "train":
-        return train_spec(cfg)
+        return cfg.sequence_spec()
+    spec = cfg.sequence_spec(kind)
     if kind == "icl_only":
-        n_roles = base.n_roles
+        spec = dataclasses.replace(spec, label_set=spec.n_roles)
         if cfg.n_holdout_classes > 0:
-            return base.__class__(
-                **{**base.__dict__, "kind": "icl_only", "label_set": n_roles,
-                   "n_classes": cfg.n_holdout_classes, "class_offset": cfg.n_classes}
+            spec = dataclasses.replace(
+                spec, n_classes=cfg.n_holdout_classes, class_offset=cfg.n_classes
             )
-        return base.__class__(**{**base.__dict__, "kind": "icl_only", "label_set": n_roles})
-    return base.__class__(**{**base.__dict__, "kind": kind})
+    return spec
 
 
 def evaluator_sets(cfg: TrainConfig) -> dict[str, Sequences]:
     """The fixed evaluation sets, ``{name: Sequences}``, for ``cfg.evaluators``."""
-    from .train import structural
-
     return _sets_sampler(structural(cfg))(jax.random.PRNGKey(cfg.eval_seed))
 
 
@@ -115,13 +86,7 @@ def _sets_sampler(cfg: TrainConfig):
 
 def probe_set(cfg: TrainConfig) -> Sequences:
     """Bursty training-class sequences for the attention probes."""
-    spec = SequenceSpec(
-        kind="bursty",
-        n_classes=cfg.n_classes,
-        n_exemplars=cfg.n_exemplars,
-        context_pairs=cfg.context_pairs,
-        burstiness=cfg.burstiness,
-    )
+    spec = cfg.sequence_spec("bursty")
     key = jax.random.fold_in(jax.random.PRNGKey(cfg.eval_seed), len(EVALUATORS))
     return jax.jit(sample_sequences, static_argnums=(1, 2))(key, spec, cfg.n_probe)
 
@@ -204,17 +169,11 @@ def summary(metrics: dict[str, dict[str, Array]]) -> dict[str, float]:
 
 
 __all__ = [
-    "EVALUATORS",
-    "ALIASES",
-    "METRICS",
-    "train_spec",
-    "evaluator_spec",
-    "evaluator_sets",
-    "probe_set",
-    "sequence_metrics",
     "attention_probes",
     "evaluate_all",
+    "evaluator_sets",
+    "evaluator_spec",
+    "probe_set",
+    "sequence_metrics",
     "summary",
-    "gather_features",
-    "PRNGKeyArray",
 ]

@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import equinox as eqx
 import jax
@@ -49,7 +50,7 @@ _POSITION_SLOTS = 32
 
 def lecun_normal(
     key: PRNGKeyArray, shape: tuple[int, ...], in_axis=-1, out_axis=-2
-) -> Float[Array, "..."]:
+) -> Float[Array, ...]:
     """LeCun-normal weights: truncated normal (±2σ) with std ``1/sqrt(fan_in)``."""
     return jax.nn.initializers.lecun_normal(in_axis=in_axis, out_axis=out_axis)(key, shape)
 

@@ -12,8 +12,7 @@ import argparse
 import os
 import sys
 
-import h5py
-import numpy as np
+from .log import evaluator_means
 
 CURVES = (
     ("icl", "in_context_acc", "ICL (in-context acc.)", "tab:blue"),
@@ -28,21 +27,6 @@ LOSSES = (
 )
 
 
-def read_curves(path: str) -> dict[str, np.ndarray]:
-    """Mean of every evaluator metric per evaluation, plus ``eval_iter`` and probes."""
-    out = {}
-    with h5py.File(path, "r") as f:
-        out["eval_iter"] = f["eval_iter"][:]
-        for name in ("train_eval", "icl", "iwl_copy_avail", "flip_icl", "pure_iwl"):
-            if name in f:
-                for m in f[name]:
-                    out[f"{name}/{m}"] = f[name][m][:].mean(axis=1)
-        if "probes" in f:
-            for m in f["probes"]:
-                out[f"probes/{m}"] = f["probes"][m][:]
-    return out
-
-
 def plot_log(path: str, out: str | None = None, title: str | None = None) -> str:
     """Write the figure for log ``path`` (default ``<dir>/curves.png``); return its path."""
     import matplotlib
@@ -50,7 +34,7 @@ def plot_log(path: str, out: str | None = None, title: str | None = None) -> str
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    c = read_curves(path)
+    c = evaluator_means(path)
     keep = c["eval_iter"] > 0  # log-x axis: the evaluation at 0 sequences is not drawn
     c = {k: v[keep] for k, v in c.items()}
     x = c["eval_iter"]

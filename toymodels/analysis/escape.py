@@ -2,9 +2,10 @@ r"""Plateau escape time of the N-vector model from a small symmetric start: nume
 
 Symmetric start (all vectors of dimension n, :math:`R = n`, :math:`Q_0 = σ^2n`, :math:`P_0 = zσ\sqrt n`).
 The escape time is the gradient-flow time at which the loss first falls to half its value at the
-origin (:math:`L(0) = ½·\prod R/\prod n = ½`), located by a Diffrax event (end of the first step past it) on the exact
-reduced ODE (:mod:`toymodels.reduced`, (P, Q) form), solved in rescaled time t / t_pred. The prediction is the leading-order result of
-:func:`toymodels.saddle.escape_time_prediction` (derived by SymPy from the same reduced ODE):
+origin (:math:`L(0) = ½·\prod R/\prod n = ½`), located by a Diffrax event (end of the first step past
+it) on the exact reduced ODE (:mod:`toymodels.reduced`, (P, Q) form), solved in rescaled time
+t / t_pred. The prediction is the leading-order result of
+:func:`toymodels.analysis.saddle.escape_time_prediction` (derived by SymPy from the same reduced ODE):
 
 * N ≥ 3: :math:`t_* = n^{N/2}(zσ)^{-(N-2)}/(N-2)` — slope −(N − 2) on a log-log plot;
 * N = 2: :math:`t ≈ n\log(1/σ)` — slope n against log(1/σ).
@@ -25,10 +26,10 @@ import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 
-from .errors import require
-from .losses import tensor_model
-from .precision import numerics
-from .reduced import ReducedParams, ReducedState, reduced_dynamics
+from ..errors import require
+from ..losses import tensor_model
+from ..precision import numerics
+from ..reduced import ReducedParams, ReducedState, reduced_dynamics
 from .saddle import escape_time_prediction
 
 __all__ = ["EscapeRow", "escape_table", "escape_times", "fitted_exponent", "predicted_escape_time"]
@@ -38,11 +39,17 @@ def predicted_escape_time(N: int, sigma, n: float = 20.0, z: float = 1.0) -> np.
     """Leading-order escape time (SymPy expression of :func:`escape_time_prediction`, evaluated)."""
     _, t_star = escape_time_prediction(N)
     syms = {s.name: s for s in t_star.free_symbols}
-    f = sp.lambdify([syms.get("sigma", sp.Symbol("sigma")), syms.get("z", sp.Symbol("z")), syms.get("n", sp.Symbol("n"))], t_star, "numpy")
+    f = sp.lambdify(
+        [syms.get("sigma", sp.Symbol("sigma")), syms.get("z", sp.Symbol("z")), syms.get("n", sp.Symbol("n"))],
+        t_star,
+        "numpy",
+    )
     return np.asarray(f(np.asarray(sigma, dtype=float), z, n), dtype=float)
 
 
-def escape_times(N: int, sigmas: Sequence[float], n: float = 20.0, z: float = 1.0, rtol: float = 1e-10) -> np.ndarray:
+def escape_times(
+    N: int, sigmas: Sequence[float], n: float = 20.0, z: float = 1.0, rtol: float = 1e-10
+) -> np.ndarray:
     """Numerical escape times (half-loss crossing) of the reduced gradient flow, vmapped over σ."""
     require(2 <= N <= 8, "n", f"N must be in [2, 8] (got {N})")
     sig = np.asarray(sigmas, dtype=float)
@@ -82,8 +89,14 @@ def escape_times(N: int, sigmas: Sequence[float], n: float = 20.0, z: float = 1.
         P0 = jnp.asarray(z * sig * np.sqrt(n))[:, None] * jnp.ones((B, N))
         Q0 = jnp.asarray(sig**2 * n)[:, None] * jnp.ones((B, N))
         tau = np.asarray(jax.jit(jax.vmap(one))(P0, Q0, jnp.asarray(t_scale)), dtype=float)
-    require(bool(np.all(np.isfinite(tau))), "sigma", f"no escape before {t_max} x the predicted time for some sigma: {sig[~np.isfinite(tau)]}")
+    require(
+        bool(np.all(np.isfinite(tau))),
+        "sigma",
+        f"no escape before {t_max} x the predicted time for some sigma: {sig[~np.isfinite(tau)]}",
+    )
     return tau * t_scale
+
+
 def fitted_exponent(sigmas, times, N: int) -> float:
     """Least-squares slope: d log t / d log σ (N ≥ 3), or d t / d log(1/σ) (N = 2)."""
     x = np.log(np.asarray(sigmas, dtype=float))
@@ -112,7 +125,12 @@ def escape_table(
     z: float = 1.0,
 ) -> tuple[list[EscapeRow], dict[int, tuple[float, float]]]:
     """Rows (N, σ, numeric, predicted) and, per N, (fitted, predicted) exponent (slope n for N = 2)."""
-    default = {2: np.logspace(-8, -2, 7), 3: np.logspace(-5, -2, 7), 4: np.logspace(-4, -1.5, 6), 5: np.logspace(-3, -1, 5)}
+    default = {
+        2: np.logspace(-8, -2, 7),
+        3: np.logspace(-5, -2, 7),
+        4: np.logspace(-4, -1.5, 6),
+        5: np.logspace(-3, -1, 5),
+    }
     sigmas = sigmas or {}
     rows, exps = [], {}
     for N in Ns:

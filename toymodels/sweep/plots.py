@@ -14,10 +14,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import require
-from .results import ToyResult
-from .sweep_store import SweepStore
-from .sweep_verdicts import VERDICTS
+from ..errors import require
+from ..results import ToyResult
+from .store import SweepStore
+from .verdicts import VERDICTS
 
 AXES = ("mu1", "mu2", "alpha", "init_scale", "seed", "dim_a", "dim_b", "dim_c", "dim_d", "dim_e", "dim_f")
 VERDICT_COLOURS = ("#bdbdbd", "#2b8cbe", "#e6550d")  # none, persistent, transient
@@ -39,14 +39,21 @@ def _pyplot():
 def cell_grid(table: dict[str, np.ndarray], x: str, y: str, done: np.ndarray):
     """Unique values of X and Y and, per finished point, its cell (ix, iy)."""
     for a in (x, y):
-        require(a in table, "plot-axes", f"axis {a!r} is not in this sweep (axes: {', '.join(k for k in AXES if k in table)})")
+        require(
+            a in table,
+            "plot-axes",
+            f"axis {a!r} is not in this sweep (axes: {', '.join(k for k in AXES if k in table)})",
+        )
     xs, ix = np.unique(table[x][done], return_inverse=True)
     ys, iy = np.unique(table[y][done], return_inverse=True)
     return xs, ys, ix, iy
 
 
-def aggregate(values: np.ndarray, ix: np.ndarray, iy: np.ndarray, shape: tuple[int, int], how: str) -> np.ndarray:
-    """Per-cell median (``how="median"``), mode of integer codes (``"mode"``) or mean (``"mean"``); NaN if empty."""
+def aggregate(
+    values: np.ndarray, ix: np.ndarray, iy: np.ndarray, shape: tuple[int, int], how: str
+) -> np.ndarray:
+    """Per-cell median (``how="median"``), mode of integer codes (``"mode"``) or mean (``"mean"``);
+    NaN if empty."""
     out = np.full(shape, np.nan)
     cell = iy * shape[1] + ix
     order = np.argsort(cell, kind="stable")
@@ -66,7 +73,10 @@ def _ticks(ax, xs, ys, x, y):
     def fmt(v):
         return f"{v:.3g}"
 
-    for values, set_ticks, set_labels, n_max in ((xs, ax.set_xticks, ax.set_xticklabels, 8), (ys, ax.set_yticks, ax.set_yticklabels, 10)):
+    for values, set_ticks, set_labels, n_max in (
+        (xs, ax.set_xticks, ax.set_xticklabels, 8),
+        (ys, ax.set_yticks, ax.set_yticklabels, 10),
+    ):
         step = max(1, math.ceil(len(values) / n_max))
         pos = np.arange(0, len(values), step)
         set_ticks(pos)
@@ -92,12 +102,21 @@ def phase_diagram(store: SweepStore, x: str = "mu1", y: str = "alpha", where: di
     xs, ys, ix, iy = cell_grid(table, x, y, done)
     shape = (len(ys), len(xs))
     verdict = aggregate(table["verdict"][done], ix, iy, shape, "mode")
-    frac = aggregate((table["verdict"][done] == VERDICTS.index("transient")).astype(float), ix, iy, shape, "mean")
+    frac = aggregate(
+        (table["verdict"][done] == VERDICTS.index("transient")).astype(float), ix, iy, shape, "mean"
+    )
     depth = aggregate(table["m1_min"][done], ix, iy, shape, "median")
     when = aggregate(table["m1_min_time"][done], ix, iy, shape, "median")
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
     cmap = ListedColormap(VERDICT_COLOURS)
-    im = axes[0].imshow(verdict, origin="lower", aspect="auto", cmap=cmap, norm=BoundaryNorm([-0.5, 0.5, 1.5, 2.5], 3), interpolation="nearest")
+    im = axes[0].imshow(
+        verdict,
+        origin="lower",
+        aspect="auto",
+        cmap=cmap,
+        norm=BoundaryNorm([-0.5, 0.5, 1.5, 2.5], 3),
+        interpolation="nearest",
+    )
     cb = fig.colorbar(im, ax=axes[0], ticks=[0, 1, 2])
     cb.ax.set_yticklabels(VERDICTS, fontsize=8)
     if verdict.size <= 400:
@@ -106,8 +125,19 @@ def phase_diagram(store: SweepStore, x: str = "mu1", y: str = "alpha", where: di
                 axes[0].text(i, j, f"{f:.2g}", ha="center", va="center", fontsize=6, color="black")
     axes[0].set_title("verdict (text: fraction transient)", fontsize=9)
     positive = depth[np.isfinite(depth) & (depth > 0)]
-    norm = LogNorm(vmin=positive.min(), vmax=max(positive.max(), positive.min() * 1.0001)) if positive.size else None
-    im = axes[1].imshow(np.where(depth > 0, depth, np.nan), origin="lower", aspect="auto", cmap="viridis", norm=norm, interpolation="nearest")
+    norm = (
+        LogNorm(vmin=positive.min(), vmax=max(positive.max(), positive.min() * 1.0001))
+        if positive.size
+        else None
+    )
+    im = axes[1].imshow(
+        np.where(depth > 0, depth, np.nan),
+        origin="lower",
+        aspect="auto",
+        cmap="viridis",
+        norm=norm,
+        interpolation="nearest",
+    )
     fig.colorbar(im, ax=axes[1])
     axes[1].set_title("ICL-peak depth: min mechanism-1 loss", fontsize=9)
     im = axes[2].imshow(when, origin="lower", aspect="auto", cmap="magma", interpolation="nearest")
@@ -117,7 +147,9 @@ def phase_diagram(store: SweepStore, x: str = "mu1", y: str = "alpha", where: di
     for ax in axes:
         _ticks(ax, xs, ys, x, y)
     n_per_cell = int(done.sum()) / max(1, np.isfinite(verdict).sum())
-    fig.suptitle(f"sweep {store.record['sweep_id']} · {int(done.sum())} runs · ~{n_per_cell:.3g} per cell", fontsize=10)
+    fig.suptitle(
+        f"sweep {store.record['sweep_id']} · {int(done.sum())} runs · ~{n_per_cell:.3g} per cell", fontsize=10
+    )
     fig.subplots_adjust(left=0.05, right=0.97, bottom=0.13, top=0.86, wspace=0.3)
     return fig
 
@@ -127,7 +159,11 @@ def points_result(store: SweepStore, points: Sequence[int]) -> ToyResult:
     ts, measures = None, {}
     for p in points:
         t, curves = store.curves(int(p))
-        require(ts is None or (t.shape == ts.shape and np.allclose(t, ts)), "plot-points", "points with different time axes (methods)")
+        require(
+            ts is None or (t.shape == ts.shape and np.allclose(t, ts)),
+            "plot-points",
+            "points with different time axes (methods)",
+        )
         ts = t
         for k, v in curves.items():
             measures.setdefault(k, []).append(v)
@@ -137,7 +173,11 @@ def points_result(store: SweepStore, points: Sequence[int]) -> ToyResult:
     return ToyResult(
         t=ts,
         measures={k: np.stack(v) for k, v in measures.items()},
-        labels={"seed": pts["seed"][idx], "mu": np.stack([pts["mu1"][idx], pts["mu2"][idx]], -1), "alpha": pts["alpha"][idx]},
+        labels={
+            "seed": pts["seed"][idx],
+            "mu": np.stack([pts["mu1"][idx], pts["mu2"][idx]], -1),
+            "alpha": pts["alpha"][idx],
+        },
         stop=store.summary["stop"][idx],
         failure=np.zeros(idx.size),
         vectors={},
@@ -147,7 +187,7 @@ def points_result(store: SweepStore, points: Sequence[int]) -> ToyResult:
 
 def plot_points_curves(store: SweepStore, points: Sequence[int]):
     """One panel per point: mechanism-1 loss + μ₁, mechanism-2 loss, total loss, competition."""
-    from .plotting import draw_run
+    from ..plotting import draw_run
 
     plt = _pyplot()
     result = points_result(store, points)
@@ -165,7 +205,8 @@ def plot_points_curves(store: SweepStore, points: Sequence[int]):
         p = int(points[k])
         verdict = store.summary["verdict"][p]
         ax.set_title(
-            f"point {p}: seed {pts['seed'][p]} · μ₁={pts['mu1'][p]:.3g} · α={pts['alpha'][p]:.3g} · {VERDICTS[int(verdict)]}",
+            f"point {p}: seed {pts['seed'][p]} · μ₁={pts['mu1'][p]:.3g} · α={pts['alpha'][p]:.3g} · "
+            f"{VERDICTS[int(verdict)]}",
             fontsize=8,
         )
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.12, top=0.9, wspace=0.2, hspace=0.35)

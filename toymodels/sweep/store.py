@@ -8,7 +8,7 @@ Layout of ``OUT/``::
         point (n,)                        global point indices
         t (n_t,)                          stored times (GD: step, flow: time), subsampled
         curves/<name> (n, n_t)            loss, mechanism_k_loss, competition
-        summary/<field> (n,)              see toymodels.sweep_verdicts
+        summary/<field> (n,)              see toymodels.sweep.verdicts
     sweep.h5              the index, rewritten after every chunk:
         points/<axis> (N,)                mu1, mu2, alpha, seed, init_scale, reduced, method,
                                           clamps (indices, names in attrs), dims (N, V)
@@ -36,15 +36,26 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .atomic import atomic_write
-from .errors import ConfigError, require
-from .results import package_versions
-from .sweep_spec import SweepSpec
-from .sweep_verdicts import PENDING, SUMMARY_FIELDS, VERDICTS, VerdictThresholds
+from .._internal import atomic_write
+from ..errors import ConfigError, require
+from ..results import package_versions
+from .spec import SweepSpec
+from .verdicts import PENDING, SUMMARY_FIELDS, VERDICTS, VerdictThresholds
 
 INDEX_FORMAT = "toymodels-sweep/1"
 CHUNK_FORMAT = "toymodels-sweep-chunk/1"
-CSV_COLUMNS = ("point", "mu1", "mu2", "alpha", "dims", "seed", "init_scale", "method", "reduced", "clamps") + SUMMARY_FIELDS
+CSV_COLUMNS = (
+    "point",
+    "mu1",
+    "mu2",
+    "alpha",
+    "dims",
+    "seed",
+    "init_scale",
+    "method",
+    "reduced",
+    "clamps",
+) + SUMMARY_FIELDS
 
 
 def remove_temporaries(out: str) -> None:
@@ -65,7 +76,7 @@ def remove_temporaries(out: str) -> None:
 def sweep_record(spec: SweepSpec, thresholds: VerdictThresholds, curve_points: int) -> dict[str, Any]:
     from dataclasses import asdict
 
-    from .sweep_spec import spec_digest
+    from .spec import spec_digest
 
     body = {"spec": spec.to_dict(), "thresholds": asdict(thresholds), "curve_points": int(curve_points)}
     return {"format": INDEX_FORMAT, "sweep_id": spec_digest(body), **body}
@@ -87,6 +98,7 @@ def claim_directory(out: str, record: Mapping[str, Any]) -> None:
             "use another directory or delete it",
         )
         return
+
     def write(tmp):
         with open(tmp, "w") as f:
             json.dump(record, f, indent=1)
@@ -109,7 +121,8 @@ def chunk_name(idx: np.ndarray) -> str:
 
 
 def subsample_indices(n_times: int, curve_points: int) -> np.ndarray:
-    """Indices of the stored times: all (``curve_points`` ≤ 0 or ≥ n_times) or ~evenly spaced incl. both ends."""
+    """Indices of the stored times: all (``curve_points`` ≤ 0 or ≥ n_times) or ~evenly spaced
+    incl. both ends."""
     if curve_points <= 0 or curve_points >= n_times:
         return np.arange(n_times)
     return np.unique(np.round(np.linspace(0, n_times - 1, curve_points)).astype(np.int64))
@@ -132,7 +145,9 @@ def write_chunk(
             f.create_dataset("t", data=t[keep])
             g = f.create_group("curves")
             for k, v in curves.items():
-                g.create_dataset(k, data=v[:, keep], chunks=True, compression="gzip", compression_opts=1, shuffle=True)
+                g.create_dataset(
+                    k, data=v[:, keep], chunks=True, compression="gzip", compression_opts=1, shuffle=True
+                )
             s = f.create_group("summary")
             for k in SUMMARY_FIELDS:
                 s.create_dataset(k, data=summary[k])
@@ -236,7 +251,8 @@ class SweepState:
         clamps = [clamp_label(cs) for cs in self.spec.clamps]
         for i in np.nonzero(self.done)[0]:
             row = [
-                int(i), pts["mu1"][i], pts["mu2"][i], pts["alpha"][i], "x".join(str(int(x)) for x in pts["dims"][i]),
+                int(i), pts["mu1"][i], pts["mu2"][i], pts["alpha"][i],
+                "x".join(str(int(x)) for x in pts["dims"][i]),
                 int(pts["seed"][i]), pts["init_scale"][i], methods[pts["method"][i]], bool(pts["reduced"][i]),
                 clamps[pts["clamps"][i]],
             ]  # fmt: skip

@@ -28,13 +28,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .clamps import Clamp, apply_clamps, free_masks
-from .dynamics import GradientDescent, Method, Trajectory, flow_trajectory, gd_trajectory, solve_in_passes
-from .init import draw_vectors
-from .losses import LossParams, ToyModel, loss_terms, stats_of
-from .precision import numerics
-from .sweep_spec import SweepSpec
-from .sweep_verdicts import VerdictThresholds, saddle_levels, summarise
+from ..clamps import Clamp, apply_clamps, free_masks
+from ..dynamics import Trajectory, flow_trajectory, gd_trajectory, solve_in_passes
+from ..init import draw_vectors
+from ..losses import LossParams, ToyModel, loss_terms, stats_of
+from ..methods import GradientDescent, Method
+from ..precision import numerics
+from .spec import SweepSpec
+from .verdicts import VerdictThresholds, saddle_levels, summarise
 
 
 def curve_names(model: ToyModel) -> tuple[str, ...]:
@@ -63,7 +64,7 @@ def sweep_measures(model: ToyModel, stats, mu, alpha, dims=None) -> dict[str, ja
 
 def _full_run(model: ToyModel, method: Method, masks, targets, init, lp: LossParams) -> Trajectory:
     # the full-vector dynamics of toymodels.dynamics.simulate: the clamp-masked gradient of the total loss
-    from .dynamics import _full_model_functions
+    from ..dynamics import _full_model_functions
 
     loss_fn, masked_grad, _ = _full_model_functions(model, targets, masks, lp)
 
@@ -82,7 +83,7 @@ def _full_run(model: ToyModel, method: Method, masks, targets, init, lp: LossPar
 
 
 def _reduced_run(dyn, method: Method, state0, params, columns: bool) -> Trajectory:
-    from .reduced import solve_reduced
+    from ..reduced import solve_reduced
 
     def measures(stats):
         return sweep_measures(dyn.model, stats, params.mu, params.alpha, dyn.dims(params))
@@ -107,7 +108,7 @@ def full_batch(model: ToyModel, method: Method, clamps: tuple[Clamp, ...], dtype
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def reduced_batch(dyn, method: Method, state0, params):
     """Reduced runs, vmapped: returns (curves, stop, failure)."""
-    from .reduced import use_columns
+    from ..reduced import use_columns
 
     columns = use_columns(dyn, state0.P.shape[0])  # static: the batch size
     return jax.vmap(lambda s, p: _strip(_reduced_run(dyn, method, s, p, columns)))(state0, params)
@@ -175,7 +176,7 @@ def compute_chunk(
 
     Returns:
         ``(t, curves, summary)``: recorded times (n_times,), curves name → (runs, n_times) at every
-        recorded time, and the summary measures of :func:`toymodels.sweep_verdicts.summarise`.
+        recorded time, and the summary measures of :func:`toymodels.sweep.verdicts.summarise`.
     """
     idx = np.asarray(idx, dtype=np.int64)
     m, reduced, c, _ = chunk_static(spec, points, idx)
@@ -190,7 +191,13 @@ def compute_chunk(
         # draws are per dimension tuple (a chunk of the reduced model may mix several)
         for d in np.unique(dims_all, axis=0):
             rows = np.nonzero((dims_all == d).all(axis=1))[0]
-            t_d, i_d = draw_inputs(spec, tuple(int(x) for x in d), points["seed"][idx[rows]], points["init_scale"][idx[rows]], dtype)
+            t_d, i_d = draw_inputs(
+                spec,
+                tuple(int(x) for x in d),
+                points["seed"][idx[rows]],
+                points["init_scale"][idx[rows]],
+                dtype,
+            )
             order.append(rows)
             for v in spec.vectors:
                 targets[v].append(t_d[v])
@@ -202,11 +209,13 @@ def compute_chunk(
         R = np.stack([np.sum(tgt[v].astype(np.float64) ** 2, axis=-1) for v in spec.vectors], -1)
         model = spec.build_model(tuple(int(x) for x in dims_all[0]))
         if reduced:
-            from .reduced import ReducedParams, initial_state, initial_stats_from_vectors, reduced_dynamics
+            from ..reduced import ReducedParams, initial_state, initial_stats_from_vectors, reduced_dynamics
 
             dyn = reduced_dynamics(model, clamps, coordinates=spec.coordinates)
             state0 = initial_state(dyn, initial_stats_from_vectors(tgt, ini), dtype)
-            params = ReducedParams(R=R.astype(dtype), dims=dims_all.astype(dtype), mu=mu.astype(dtype), alpha=alpha.astype(dtype))
+            params = ReducedParams(
+                R=R.astype(dtype), dims=dims_all.astype(dtype), mu=mu.astype(dtype), alpha=alpha.astype(dtype)
+            )
             inputs = (state0, params)
             batch = functools.partial(reduced_batch, dyn)
         else:
@@ -216,6 +225,7 @@ def compute_chunk(
         def solve(m, inputs):
             args, n = shard_runs(inputs, devices)
             return jax.tree.map(lambda x: x[:n], batch(m, *args))
+
         is_gd = isinstance(method, GradientDescent)
 
         def failed_runs(result):
@@ -233,4 +243,12 @@ def compute_chunk(
     return t, curves, summary
 
 
-__all__ = ["compute_chunk", "curve_names", "draw_inputs", "full_batch", "reduced_batch", "shard_runs", "sweep_measures"]
+__all__ = [
+    "compute_chunk",
+    "curve_names",
+    "draw_inputs",
+    "full_batch",
+    "reduced_batch",
+    "shard_runs",
+    "sweep_measures",
+]

@@ -39,7 +39,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .errors import require
+from ..errors import require
 
 VERDICTS = ("none", "persistent", "transient")
 PENDING = -1
@@ -68,15 +68,20 @@ class VerdictThresholds:
     def __post_init__(self) -> None:
         for name in ("emerge_ratio", "fade_ratio", "loss_threshold", "escape_ratio"):
             v = getattr(self, name)
-            require(np.isfinite(v) and v > 0, name.replace("_", "-"), f"must be a finite number > 0 (got {v})")
+            require(
+                np.isfinite(v) and v > 0, name.replace("_", "-"), f"must be a finite number > 0 (got {v})"
+            )
         require(
             self.emerge_ratio < self.fade_ratio,
             "fade-ratio",
-            f"must exceed --emerge-ratio ({self.emerge_ratio}) so a run cannot be both emerged and faded at its minimum",
+            f"must exceed --emerge-ratio ({self.emerge_ratio}) so a run cannot be both emerged and faded "
+            "at its minimum",
         )
 
 
-def saddle_levels(mechanisms: Sequence[Sequence[str]], vectors: Sequence[str], R: np.ndarray, dims: np.ndarray) -> np.ndarray:
+def saddle_levels(
+    mechanisms: Sequence[Sequence[str]], vectors: Sequence[str], R: np.ndarray, dims: np.ndarray
+) -> np.ndarray:
     """L_k⁰ = Π R / (2 Π n) per run and mechanism; R and dims have shape (runs, V). Returns (runs, K)."""
     out = []
     for mech in mechanisms:
@@ -98,7 +103,9 @@ def _last_finite(y: np.ndarray) -> np.ndarray:
     return np.where(finite.any(axis=1), y[np.arange(y.shape[0]), last], np.nan)
 
 
-def verdicts(m1_ref: np.ndarray, m1_min: np.ndarray, m1_final: np.ndarray, th: VerdictThresholds) -> np.ndarray:
+def verdicts(
+    m1_ref: np.ndarray, m1_min: np.ndarray, m1_final: np.ndarray, th: VerdictThresholds
+) -> np.ndarray:
     """Verdict codes (indices into :data:`VERDICTS`) from the three mechanism-1 levels."""
     emerged = m1_min <= th.emerge_ratio * m1_ref
     faded = m1_final >= th.fade_ratio * m1_ref
@@ -160,4 +167,12 @@ def summarise(
     return out
 
 
-__all__ = ["PENDING", "SUMMARY_FIELDS", "VERDICTS", "VerdictThresholds", "saddle_levels", "summarise", "verdicts"]
+__all__ = [
+    "PENDING",
+    "SUMMARY_FIELDS",
+    "VERDICTS",
+    "VerdictThresholds",
+    "saddle_levels",
+    "summarise",
+    "verdicts",
+]

@@ -41,11 +41,11 @@ from typing import Any
 
 import numpy as np
 
-from .clamps import Clamp, check_clamps
-from .dynamics import GradientDescent, GradientFlow, Method
-from .errors import ConfigError, require
-from .experiment import DEFAULT_DIMS, MODELS
-from .losses import ToyModel, coopetition_model, tensor_model
+from ..clamps import Clamp, check_clamps
+from ..errors import ConfigError, require
+from ..experiment import DEFAULT_DIMS, MODELS
+from ..losses import ToyModel, coopetition_model, tensor_model
+from ..methods import GradientDescent, GradientFlow, Method
 
 #: keys a spec file may hold (each is an axis)
 SPEC_KEYS = ("mu1", "mu2", "alpha", "dims", "seeds", "init_scale", "clamps", "method", "reduced")
@@ -65,7 +65,9 @@ def _number(text: str, param: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise ConfigError(param, f"expected a number, a list a,b,c, START:STOP:NUM or log:START:STOP:NUM (got {text!r})") from None
+        raise ConfigError(
+            param, f"expected a number, a list a,b,c, START:STOP:NUM or log:START:STOP:NUM (got {text!r})"
+        ) from None
     require(math.isfinite(value), param, f"must be finite (got {text!r})")
     return value
 
@@ -109,7 +111,7 @@ def parse_axis(spec: Any, param: str) -> tuple[float, ...]:
 
 def parse_seeds(spec: Any) -> tuple[int, ...]:
     """Seeds from ``7``, ``"0-11"``, ``"0,3,5"`` or a list of integers."""
-    from .cli import parse_int_list
+    from .._internal import parse_int_list
 
     if isinstance(spec, bool):
         raise ConfigError("seeds", f"expected integers (got {spec!r})")
@@ -133,7 +135,11 @@ def parse_dims(spec: Any, vectors: Sequence[str]) -> tuple[tuple[int, ...], ...]
     if isinstance(spec, Mapping):
         groups = [(str(k), v) for k, v in spec.items()]
     else:
-        require(isinstance(spec, (list, tuple)) and len(spec) > 0, "dims", "give one axis per vector or NAME=AXIS groups")
+        require(
+            isinstance(spec, (list, tuple)) and len(spec) > 0,
+            "dims",
+            "give one axis per vector or NAME=AXIS groups",
+        )
         tokens = [str(s) if not isinstance(s, (list, tuple)) else s for s in spec]
         named = [isinstance(t, str) and "=" in t for t in tokens]
         if any(named):
@@ -143,7 +149,8 @@ def parse_dims(spec: Any, vectors: Sequence[str]) -> tuple[tuple[int, ...], ...]
             require(
                 len(tokens) == len(vectors),
                 "dims",
-                f"expected {len(vectors)} dimensions (one per vector {', '.join(vectors)}), got {len(tokens)}",
+                f"expected {len(vectors)} dimensions (one per vector {', '.join(vectors)}), "
+                f"got {len(tokens)}",
             )
             groups = list(zip(vectors, tokens))
     seen: list[str] = []
@@ -152,13 +159,19 @@ def parse_dims(spec: Any, vectors: Sequence[str]) -> tuple[tuple[int, ...], ...]
         names = names.strip()
         require(bool(names), "dims", "empty vector name in NAME=AXIS")
         for v in names:
-            require(v in vectors, "dims", f"unknown vector {v!r} in {names!r} (vectors: {', '.join(vectors)})")
+            require(
+                v in vectors, "dims", f"unknown vector {v!r} in {names!r} (vectors: {', '.join(vectors)})"
+            )
             require(v not in seen, "dims", f"vector {v!r} is given twice")
             seen.append(v)
         values = parse_axis(axis, "dims")
         for value in values:
             require(value >= 1, "dims", f"dimension of {names!r} must be >= 1 (got {value:g})")
-            require(float(value).is_integer(), "dims", f"dimension of {names!r} must be an integer (got {value:g})")
+            require(
+                float(value).is_integer(),
+                "dims",
+                f"dimension of {names!r} must be an integer (got {value:g})",
+            )
         axes.append((names, tuple(int(v) for v in values)))
     missing = [v for v in vectors if v not in seen]
     require(not missing, "dims", f"no dimension for vector(s) {', '.join(missing)}")
@@ -178,12 +191,22 @@ def _as_list(value: Any) -> list:
 
 def parse_clamp_sets(spec: Any, model: ToyModel) -> tuple[tuple[Clamp, ...], ...]:
     """Clamp sets: a list of lists of ``NAME[:K]`` strings (``[]`` or ``"none"`` = no clamp)."""
-    require(isinstance(spec, (list, tuple)) and len(spec) > 0, "clamps", "expected a list of clamp sets, e.g. [[], ['c'], ['b', 'c']]")
+    require(
+        isinstance(spec, (list, tuple)) and len(spec) > 0,
+        "clamps",
+        "expected a list of clamp sets, e.g. [[], ['c'], ['b', 'c']]",
+    )
     out = []
     for item in spec:
         if isinstance(item, str):
-            item = [] if item.strip().lower() in ("", "none") else [s for s in item.replace("+", ",").split(",") if s]
-        require(isinstance(item, (list, tuple)), "clamps", f"a clamp set is a list of NAME[:K] (got {item!r})")
+            item = (
+                []
+                if item.strip().lower() in ("", "none")
+                else [s for s in item.replace("+", ",").split(",") if s]
+            )
+        require(
+            isinstance(item, (list, tuple)), "clamps", f"a clamp set is a list of NAME[:K] (got {item!r})"
+        )
         out.append(check_clamps(model, tuple(Clamp.parse(str(c)) for c in item)))
     return tuple(dict.fromkeys(out))
 
@@ -204,7 +227,9 @@ def load_spec_file(path: str) -> dict[str, Any]:
         raise ConfigError("spec", f"cannot read {path!r}: {str(e).splitlines()[0]}") from None
     require(isinstance(data, dict), "spec", "the spec file must hold a table/object of axes")
     unknown = sorted(set(data) - set(SPEC_KEYS))
-    require(not unknown, "spec", f"unknown axis {', '.join(map(repr, unknown))} (axes: {', '.join(SPEC_KEYS)})")
+    require(
+        not unknown, "spec", f"unknown axis {', '.join(map(repr, unknown))} (axes: {', '.join(SPEC_KEYS)})"
+    )
     return data
 
 
@@ -267,9 +292,19 @@ class SweepSpec:
             require(len(getattr(self, name)) >= 1, name.replace("_", "-"), "empty axis")
         for name in ("init_scale", "mu1", "mu2", "alpha"):
             for v in getattr(self, name):
-                require(math.isfinite(v) and v >= 0, name.replace("_", "-"), f"must be a finite number >= 0 (got {v:g})")
-        require(structure.n_mechanisms > 1 or set(self.mu2) == {0.0}, "mu2", "the tensor model has one mechanism")
-        require(bool(structure.competition) or set(self.alpha) == {0.0}, "alpha", "alpha > 0 needs a competition term in the model")
+                require(
+                    math.isfinite(v) and v >= 0,
+                    name.replace("_", "-"),
+                    f"must be a finite number >= 0 (got {v:g})",
+                )
+        require(
+            structure.n_mechanisms > 1 or set(self.mu2) == {0.0}, "mu2", "the tensor model has one mechanism"
+        )
+        require(
+            bool(structure.competition) or set(self.alpha) == {0.0},
+            "alpha",
+            "alpha > 0 needs a competition term in the model",
+        )
         for d in self.dims:
             self.build_model(d).integer_dims()
         for s in self.seeds:
@@ -278,14 +313,20 @@ class SweepSpec:
             for d in self.dims:
                 check_clamps(self.build_model(d), clamps)
         if True in self.reduced:
-            from .reduced import reduced_clamped_set
+            from ..reduced import reduced_clamped_set
 
             for clamps in self.clamps:
                 reduced_clamped_set(self.build_model(self.dims[0]), clamps)
         if self.coordinates is None:
             object.__setattr__(self, "coordinates", "PQ" if self.precision == "float64" else "PEW")
-        require(self.coordinates in COORDINATES, "coordinates", f"must be one of {COORDINATES} (got {self.coordinates!r})")
-        require(self.n_points <= MAX_POINTS, "spec", f"{self.n_points} points exceed the limit of {MAX_POINTS}")
+        require(
+            self.coordinates in COORDINATES,
+            "coordinates",
+            f"must be one of {COORDINATES} (got {self.coordinates!r})",
+        )
+        require(
+            self.n_points <= MAX_POINTS, "spec", f"{self.n_points} points exceed the limit of {MAX_POINTS}"
+        )
 
     # ------------------------------------------------------------------ structure
     def build_model(self, dims: Sequence[float]) -> ToyModel:
@@ -316,7 +357,9 @@ class SweepSpec:
     def swept_axes(self) -> list[str]:
         """Names of the axes with more than one value (``dims`` split per vector)."""
         names = []
-        for name, n in zip(("method", "reduced", "clamps", "dims", "init_scale", "mu1", "mu2", "alpha", "seed"), self.shape):
+        for name, n in zip(
+            ("method", "reduced", "clamps", "dims", "init_scale", "mu1", "mu2", "alpha", "seed"), self.shape
+        ):
             if n > 1:
                 if name == "dims":
                     d = np.asarray(self.dims)
@@ -329,7 +372,8 @@ class SweepSpec:
         """The table of all points (one row per run), in product order.
 
         Keys: ``method`` (index into :attr:`methods`), ``reduced`` (bool), ``clamps`` (index into
-        :attr:`clamps`), ``dims_index``, ``dims`` (n, V), ``init_scale``, ``mu1``, ``mu2``, ``alpha``, ``seed``.
+        :attr:`clamps`), ``dims_index``, ``dims`` (n, V), ``init_scale``, ``mu1``, ``mu2``, ``alpha``,
+        ``seed``.
         """
         idx = np.indices(self.shape).reshape(len(self.shape), -1)
         m, r, c, d, s, u1, u2, a, seed = idx
@@ -366,7 +410,7 @@ class SweepSpec:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "SweepSpec":
+    def from_dict(cls, d: Mapping[str, Any]) -> SweepSpec:
         return cls(
             model=d["model"],
             combine=d["combine"],

@@ -32,3 +32,14 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object], suffix
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (the file keeps ``path``'s extension while written)."""
+    suffix = os.path.splitext(os.fspath(path))[1] or ".txt"
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            f.write(text)
+
+    atomic_write(path, write, suffix=suffix)

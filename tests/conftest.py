@@ -1,0 +1,39 @@
+"""What the test files share: the environment of CLI subprocesses and tiny configurations."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+CLI_ENV: dict[str, str] = {
+    **os.environ,
+    "MPLBACKEND": "Agg",
+    "ICL_COOPETITION_CACHE_DIR": "off",  # measure nothing from an earlier run's compilation cache
+}
+"""Environment for ``python -m …`` subprocesses: headless matplotlib, no persistent XLA cache."""
+
+SINGLE_THREAD_XLA = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+
+@pytest.fixture(scope="session")
+def cli_env() -> dict[str, str]:
+    """:data:`CLI_ENV` (a copy per test session)."""
+    return dict(CLI_ENV)
+
+
+@pytest.fixture(scope="session")
+def single_thread_env(cli_env) -> dict[str, str]:
+    """:data:`CLI_ENV` with single-threaded XLA (for subprocesses whose timing or kill point matters)."""
+    return {**cli_env, "XLA_FLAGS": SINGLE_THREAD_XLA}
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    """Factory of the ``tiny`` transformer preset with overrides: trains in seconds."""
+    from transformer import preset_config
+
+    def make(**overrides):
+        return preset_config("tiny", **overrides)
+
+    return make

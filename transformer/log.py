@@ -1,0 +1,195 @@
+"""The training log ``log.h5``: its one owner (writer, reader, aliases).
+
+Layout (the original study's, see docs/transformer.md):
+
+=============================================  ========================  ===============================
+dataset                                        shape                     meaning
+=============================================  ========================  ===============================
+``eval_iter``                                  (n_evals,)                sequences seen at each evaluation
+``<evaluator>/{loss,acc,in_context_acc,prob}`` (n_evals, n_eval)         per-sequence metrics
+``ciwl``, ``flip``, ``iwl``                    soft links                ``iwl_copy_avail``, ``flip_icl``,
+                                                                         ``pure_iwl``
+``train_loss``, ``train_iter``                 (n_steps,)                mean batch loss of each step,
+                                                                         sequences seen after it
+``probes/<probe>``                             (n_evals, depth, heads)   attention probes
+attribute ``config``                           JSON                      the run's ``TrainConfig``
+=============================================  ========================  ===============================
+
+Writers: :func:`create_log` (empty, resizable, atomic), :func:`append_train_loss`,
+:func:`append_eval` (used by training) and :func:`write_log` (a whole log from arrays: tests,
+synthetic curves). Readers: :func:`open_log` (one-line errors for missing or foreign files),
+:func:`evaluator_group` (a name or alias), :func:`read_config`, :func:`evaluator_means`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import h5py
+import numpy as np
+
+from toymodels._internal import atomic_write
+from toymodels.errors import ConfigError, require
+
+from .config import EVALUATORS, TrainConfig
+
+ALIASES: dict[str, str] = {"ciwl": "iwl_copy_avail", "flip": "flip_icl", "iwl": "pure_iwl"}
+"""Soft links of the log: short name → evaluator group."""
+METRICS: tuple[str, ...] = ("loss", "acc", "in_context_acc", "prob")
+"""Per-sequence metrics of every evaluator group."""
+PROBES: tuple[str, ...] = ("induction_strength", "prev_token_attn")
+"""Datasets of the ``probes`` group, each (n_evals, depth, heads)."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing
+# ----------------------------------------------------------------------------------------------
+
+
+def create_log(path: str, cfg: TrainConfig, depth: int, heads: int) -> None:
+    """Empty, resizable log for ``cfg``'s evaluators (written atomically)."""
+    atomic_write(path, lambda tmp: _write_empty_log(tmp, cfg, depth, heads), suffix=".h5")
+
+
+def _write_empty_log(tmp: str, cfg: TrainConfig, depth: int, heads: int) -> None:
+    with h5py.File(tmp, "w") as f:
+        f.attrs["config"] = cfg.to_json()
+        f.create_dataset("eval_iter", (0,), maxshape=(None,), dtype="i8")
+        f.create_dataset("train_loss", (0,), maxshape=(None,), dtype="f4", chunks=(4096,))
+        f.create_dataset("train_iter", (0,), maxshape=(None,), dtype="i8", chunks=(4096,))
+        for name in cfg.evaluators:
+            g = f.create_group(name)
+            for m in METRICS:
+                g.create_dataset(
+                    m, (0, cfg.n_eval), maxshape=(None, cfg.n_eval), dtype="f4",
+                    chunks=(1, cfg.n_eval),
+                )
+        p = f.create_group("probes")
+        for m in PROBES:
+            p.create_dataset(m, (0, depth, heads), maxshape=(None, depth, heads), dtype="f4")
+        _link_aliases(f, cfg.evaluators)
+
+
+def _link_aliases(f: h5py.File, evaluators) -> None:
+    for alias, target in ALIASES.items():
+        if target in evaluators:
+            f[alias] = h5py.SoftLink("/" + target)
+
+
+def _append(d: h5py.Dataset, rows: np.ndarray) -> None:
+    n = d.shape[0]
+    d.resize(n + rows.shape[0], axis=0)
+    d[n:] = rows
+
+
+def append_train_loss(path: str, losses: np.ndarray, first_step: int, batch: int) -> None:
+    """Append the per-step losses of steps ``first_step, first_step + 1, …`` (batch ``batch``)."""
+    with h5py.File(path, "a") as f:
+        _append(f["train_loss"], np.asarray(losses, np.float32))
+        steps = first_step + np.arange(len(losses))
+        _append(f["train_iter"], (steps + 1) * batch)
+
+
+def append_eval(path: str, seen: int, metrics: dict, probes: dict) -> None:
+    """Append one evaluation: ``metrics[evaluator][metric]`` (n_eval,) and ``probes[name]``."""
+    with h5py.File(path, "a") as f:
+        _append(f["eval_iter"], np.array([seen]))
+        for name, ms in metrics.items():
+            for m in METRICS:
+                _append(f[name][m], np.asarray(ms[m], np.float32)[None])
+        for m, v in probes.items():
+            _append(f["probes"][m], np.asarray(v, np.float32)[None])
+
+
+def write_log(
+    path: str | os.PathLike,
+    seen: np.ndarray,
+    evaluators: dict[str, dict[str, np.ndarray]],
+    config: dict | None = None,
+    train_loss: tuple[np.ndarray, np.ndarray] | None = None,
+) -> None:
+    """Write a whole log from arrays (tests, synthetic curves).
+
+    ``evaluators``: group name → {metric: (n_evals, n_eval) array}; ``train_loss``: optional
+    ``(train_iter, train_loss)`` per-step arrays. Soft links are added as training adds them.
+    """
+    with h5py.File(os.fspath(path), "w") as f:
+        f.attrs["config"] = json.dumps(config or {})
+        f.create_dataset("eval_iter", data=np.asarray(seen, dtype=np.int64))
+        for name, metrics in evaluators.items():
+            g = f.create_group(name)
+            for m, v in metrics.items():
+                g.create_dataset(m, data=np.asarray(v, dtype=np.float32))
+        _link_aliases(f, evaluators)
+        if train_loss is not None:
+            f.create_dataset("train_iter", data=np.asarray(train_loss[0], dtype=np.int64))
+            f.create_dataset("train_loss", data=np.asarray(train_loss[1], dtype=np.float32))
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading
+# ----------------------------------------------------------------------------------------------
+
+
+def open_log(path: str | os.PathLike, param: str = "log") -> h5py.File:
+    """Open a log for reading; :class:`ConfigError` on ``param`` if it is missing, not HDF5 or
+    has no ``eval_iter`` (not a transformer log)."""
+    path = os.fspath(path)
+    require(os.path.isfile(path), param, f"no such file: {path}")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise ConfigError(param, f"cannot read {path} as HDF5: {e}") from None
+    if "eval_iter" not in f:
+        f.close()
+        raise ConfigError(param, f"{path}: no 'eval_iter' dataset; not a transformer log")
+    return f
+
+
+def evaluator_group(f: h5py.File, name: str) -> h5py.Group | None:
+    """The group of evaluator ``name`` (or of the evaluator an alias names); ``None`` if absent."""
+    for candidate in (name, ALIASES.get(name)):
+        if candidate is not None and candidate in f:
+            return f[candidate]
+    return None
+
+
+def read_config(f: h5py.File) -> dict[str, Any]:
+    """The log's ``config`` attribute as a dict ({} if absent or not JSON)."""
+    try:
+        return json.loads(f.attrs["config"]) if "config" in f.attrs else {}
+    except (TypeError, ValueError):
+        return {}
+
+
+def evaluator_means(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """``eval_iter``, ``"<evaluator>/<metric>"`` means over the evaluation sequences (n_evals,) and
+    ``"probes/<probe>"`` (n_evals, depth, heads) of the log at ``path``."""
+    out = {}
+    with h5py.File(os.fspath(path), "r") as f:
+        out["eval_iter"] = f["eval_iter"][:]
+        for name in EVALUATORS:
+            if name in f:
+                for m in f[name]:
+                    out[f"{name}/{m}"] = f[name][m][:].mean(axis=1)
+        if "probes" in f:
+            for m in f["probes"]:
+                out[f"probes/{m}"] = f["probes"][m][:]
+    return out
+
+
+__all__ = [
+    "ALIASES",
+    "METRICS",
+    "PROBES",
+    "append_eval",
+    "append_train_loss",
+    "create_log",
+    "evaluator_group",
+    "evaluator_means",
+    "open_log",
+    "read_config",
+    "write_log",
+]
