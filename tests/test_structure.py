@@ -26,6 +26,7 @@ CLI_MODULES = {
     "toymodels.saddle",  # ``python -m toymodels.saddle``, an alias of the analysis CLI
     "transformer.cli",
     "transformer.train",  # the ``python -m transformer.train`` entry point
+    "transformer.evaluate",  # ``python -m transformer.evaluate``
     "bridge.fit",
     "bridge.compare",
 }

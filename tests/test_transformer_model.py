@@ -3,11 +3,13 @@
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from transformer import model as M
 from transformer.model import Transformer
+from transformer.opto import Hooks
 
 # compiled once per model config (eager dispatch of many small ops is far slower)
 forward_with_activations = jax.jit(M.forward_with_activations)
@@ -141,13 +143,18 @@ def test_attention_matches_slow_reference(positional):
     attn = make(positional).blocks[1].attn
     x = np.random.default_rng(4).standard_normal((3, T, 16)).astype(np.float32)
     ref = [_reference_attention(attn, xi) for xi in x]
-    one_sequence = jax.jit(lambda a, xi: a(xi, np.ones(4, np.float32), None))
+    def one_sequence_fn(a, xi):  # per-head outputs and patterns recorded through hooks
+        hooks = Hooks(n_heads=4, cache=("attn.pattern", "attn.head_out"))
+        out = a.forward(xi, hooks)
+        return out, hooks.cache["attn.pattern"], jnp.moveaxis(hooks.cache["attn.head_out"], -2, 0)
+
+    one_sequence = jax.jit(one_sequence_fn)
     for xi, (out, patterns) in zip(x, ref):
         got, got_patterns, head_out = one_sequence(attn, xi)
         np.testing.assert_allclose(got, out, atol=1e-5)
         np.testing.assert_allclose(got_patterns, patterns, atol=1e-6)
         np.testing.assert_allclose(np.asarray(head_out).sum(0), out, atol=1e-5)
-    batch = jax.jit(lambda a, xs: a.residual(xs))(attn, x)
+    batch = jax.jit(lambda a, xs: a.forward(xs))(attn, x)
     np.testing.assert_allclose(batch, np.stack([o for o, _ in ref]), atol=1e-5)
 
 

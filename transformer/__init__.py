@@ -2,9 +2,12 @@
 
 Modules (each one idea): :mod:`~transformer.config` (``TrainConfig``, presets, evaluator names),
 :mod:`~transformer.data` (exemplars and sequence samplers), :mod:`~transformer.model`,
-:mod:`~transformer.build` (config → data, model, optimiser), :mod:`~transformer.evaluate`
+:mod:`~transformer.build` (config → data, model, optimiser), :mod:`~transformer.evaluators`
 (evaluators and probes), :mod:`~transformer.log` (the ``log.h5`` layout), :mod:`~transformer.checkpoint`
-(save, load, graft, freeze), :mod:`~transformer.trainer` (scan-fused steps and the run loop),
+(save, history, load, graft, freeze), :mod:`~transformer.schedule` (evaluation and kept-checkpoint
+schedules), :mod:`~transformer.mixture` (mixtures of training distributions),
+:mod:`~transformer.opto` (hook points and interventions), :mod:`~transformer.trainer` (scan-fused
+steps and the run loop), :mod:`~transformer.reevaluate` (kept checkpoints evaluated after the fact),
 :mod:`~transformer.cli`, :mod:`~transformer.plot`, :mod:`~transformer.attribution`.
 
 The common names are importable from here (lazily, so ``python -m transformer.plot`` does not pay
@@ -40,12 +43,13 @@ _EXPORTS = {
     "init_model": "build",
     "make_optimizer": "build",
     "learning_rate_schedule": "build",
-    "evaluator_sets": "evaluate",
-    "evaluator_spec": "evaluate",
-    "probe_set": "evaluate",
-    "sequence_metrics": "evaluate",
-    "attention_probes": "evaluate",
-    "evaluate_all": "evaluate",
+    "evaluator_sets": "evaluators",
+    "evaluator_spec": "evaluators",
+    "probe_sets": "evaluators",
+    "PROBE_SETS": "evaluators",
+    "sequence_metrics": "evaluators",
+    "attention_probes": "evaluators",
+    "evaluate_all": "evaluators",
     "ALIASES": "log",
     "METRICS": "log",
     "open_log": "log",
@@ -53,6 +57,15 @@ _EXPORTS = {
     "evaluator_means": "log",
     "write_log": "log",
     "load_checkpoint": "checkpoint",
+    "list_checkpoints": "checkpoint",
+    "checkpoint_at": "checkpoint",
+    "CheckpointInfo": "checkpoint",
+    "TRAIN_KINDS": "config",
+    "MixtureSpec": "mixture",
+    "sample_mixture": "mixture",
+    "eval_schedule": "schedule",
+    "evaluate_run": "reevaluate",
+    "forward": "model",
     "latest_checkpoint": "checkpoint",
     "save_checkpoint": "checkpoint",
     "graft": "checkpoint",

@@ -37,7 +37,7 @@ from toymodels.errors import ConfigError
 from .build import load_data
 from .checkpoint import load_checkpoint
 from .data import DataError, Sequences, gather_features
-from .evaluate import evaluator_sets
+from .evaluators import evaluator_sets
 from .model import Transformer, forward_with_activations
 
 

@@ -3,8 +3,9 @@
 
 ``python -m transformer.train --preset NAME [--field value ...] --out DIR [--resume]``: every field
 of :class:`~transformer.config.TrainConfig` is a flag (``--n-classes``, ``--lr-steps 12000:1e-3``,
-``--evaluators icl,flip_icl``). Bad input prints one line ``error: field: reason`` and exits with
-status 2. ``--resume`` without other options continues the run saved in ``DIR``.
+``--evaluators icl,flip_icl``, ``--mix bursty:0.9,icl_only:0.1``, ``--keep-checkpoints log:30``,
+``--eval-schedule log:100``, ``--init-from RUN``). Bad input prints one line ``error: field:
+reason`` and exits with status 2. ``--resume`` without other options continues the run saved in ``DIR``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from toymodels.errors import ConfigError
 from .checkpoint import latest_checkpoint, read_meta
 from .config import PRESETS, TrainConfig, preset_config
 from .data import DataError
+from .opto.cli import add_opto_arguments, interventions_from_args
+from .opto.cli import given as opto_given
 from .trainer import train
 
 
@@ -33,6 +36,12 @@ def _parse_value(field: dataclasses.Field, text: str) -> Any:
             )
         if name in ("evaluators", "graft_modules"):
             return tuple(p for p in text.split(",") if p)
+        if name == "mix":
+            # "bursty:0.9,icl_only:0.1"
+            pairs = [p.split(":") for p in text.split(",") if p.strip()]
+            if any(len(p) != 2 for p in pairs):
+                raise ValueError(text)
+            return tuple((k.strip(), float(w)) for k, w in pairs)
         if field.type in ("bool",):
             if text.lower() in ("1", "true", "yes"):
                 return True
@@ -47,11 +56,12 @@ def _parse_value(field: dataclasses.Field, text: str) -> Any:
             return None if text.lower() == "none" else text
         return text
     except ValueError:
-        expected = _LR_STEPS_FORMAT if name == "lr_steps" else field.type
+        expected = {"lr_steps": _LR_STEPS_FORMAT, "mix": _MIX_FORMAT}.get(name, field.type)
         raise ConfigError(name, f"cannot parse {text!r} as {expected}") from None
 
 
 _LR_STEPS_FORMAT = "STEP:LR pairs, comma-separated (e.g. 12000:1e-3,20000:2e-3)"
+_MIX_FORMAT = "KIND:WEIGHT pairs, comma-separated (e.g. bursty:0.9,icl_only:0.1)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,18 +75,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--stop-after-evals", type=int, default=None, help=argparse.SUPPRESS)
     g = p.add_argument_group("config overrides (see docs/transformer.md)")
-    for f in dataclasses.fields(TrainConfig):
+    for f in _overridable():
         g.add_argument("--" + f.name.replace("_", "-"), dest="cfg_" + f.name, default=None,
                        metavar=f.name.upper())
+    add_opto_arguments(p)
     return p
+
+
+def _overridable() -> list[dataclasses.Field]:
+    """Fields set by ``--field-name VALUE`` (interventions have flags of their own)."""
+    return [f for f in dataclasses.fields(TrainConfig) if f.name != "opto"]
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     overrides = {}
-    for f in dataclasses.fields(TrainConfig):
+    for f in _overridable():
         text = getattr(args, "cfg_" + f.name)
         if text is not None:
             overrides[f.name] = _parse_value(f, text)
+    if opto_given(args):
+        overrides["opto"] = interventions_from_args(args)
     if args.preset is None:
         return TrainConfig.from_dict(overrides)
     return preset_config(args.preset, **overrides)
@@ -87,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         cfg = config_from_args(args)
-        if args.resume and args.preset is None and not any(
-            getattr(args, "cfg_" + f.name) is not None for f in dataclasses.fields(TrainConfig)
+        if args.resume and args.preset is None and not opto_given(args) and not any(
+            getattr(args, "cfg_" + f.name) is not None for f in _overridable()
         ):
             ckpt = latest_checkpoint(args.out)
             if ckpt is not None:

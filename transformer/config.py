@@ -15,6 +15,10 @@ from typing import Any
 from toymodels.errors import ConfigError
 
 from .data import DataError, SequenceSpec
+from .mixture import MixtureSpec
+from .opto.catalogue import Intervention, expand_all
+from .opto.spec import Edit
+from .schedule import parse_eval_schedule, parse_keep
 
 EVALUATORS: dict[str, str] = {
     "train_eval": "train",
@@ -24,7 +28,18 @@ EVALUATORS: dict[str, str] = {
     "pure_iwl": "iwl",
 }
 """Evaluator name (as in the original study's logs) → the sequence kind it samples (``train``: the
-training distribution). Their order fixes each evaluator's key (see :mod:`transformer.evaluate`)."""
+training distribution). Their order fixes each evaluator's key (see :mod:`transformer.evaluators`)."""
+
+TRAIN_KINDS: dict[str, str] = {
+    "bursty": "bursty",
+    "icl_only": "icl_only",
+    "ciwl_only": "ciwl",
+    "iwl_only": "iwl",
+}
+"""Training distribution (``train_kind``, the kinds of ``mix``) → the sampler's sequence kind
+(:data:`transformer.data.SEQUENCE_KINDS`): ``bursty`` (labels fixed per class), ``icl_only`` (labels
+re-assigned per sequence), ``ciwl_only`` (query class absent from the context, its label attached to
+another class's exemplars), ``iwl_only`` (query class absent, all context classes distinct)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +55,16 @@ class TrainConfig:
     learning rate is ``lr`` until the first boundary of ``lr_steps`` — a tuple of
     ``(step, lr)`` pairs switching to ``lr`` at ``step`` — with an optional linear warm-up over
     ``warmup_steps``.
+
+    Training distribution: ``train_kind`` (one of :data:`TRAIN_KINDS`), or, when ``mix`` is
+    non-empty, a per-sequence mixture: each training sequence's kind is ``k`` with probability
+    ``w_k / Σ w`` over the ``(kind, weight)`` pairs of ``mix`` (which then replaces ``train_kind``).
+
+    Evaluations happen at the steps of :func:`transformer.schedule.eval_schedule` (``eval_every``,
+    or ``eval_schedule="log:N"``); ``checkpoint_every`` evaluations refresh the latest (resumable)
+    checkpoint and ``keep_checkpoints`` chooses the evaluations whose checkpoints are kept as
+    history (:mod:`transformer.schedule`). ``init_from`` starts from all weights of another run's
+    checkpoint (fresh optimiser); grafting (``graft_from``, ``graft_modules``) applies after it.
 
     Validated on construction (:meth:`validate`): an instance that exists is a valid run.
     """
@@ -61,7 +86,8 @@ class TrainConfig:
     burstiness: int = 1
     p_bursty: float = 1.0
     zipf_alpha: float = 0.0
-    train_kind: str = "bursty"  # bursty | icl_only
+    train_kind: str = "bursty"  # one of TRAIN_KINDS
+    mix: tuple[tuple[str, float], ...] = ()  # ((kind, weight), ...): per-sequence mixture of kinds
     icl_label_set: int = 2  # labels re-assigned per sequence for icl_only training
     matched: bool = False  # context exemplar of the query class = the query exemplar
     # model
@@ -88,14 +114,19 @@ class TrainConfig:
     n_probe: int = 512  # sequences used for induction-strength / previous-token probes
     evaluators: tuple[str, ...] = ("train_eval", "icl", "iwl_copy_avail", "flip_icl", "pure_iwl")
     checkpoint_every: int = 1  # evaluations between checkpoints
+    keep_checkpoints: str = "log:30"  # all | none | every:K | log:N | S1,S2,... (transformer.schedule)
+    eval_schedule: str | None = None  # None: every eval_every steps; "log:N": log-spaced steps
     # seeds
     init_seed: int = 0
     train_seed: int = 1
     eval_seed: int = 2
-    # grafting
+    # starting point and grafting
+    init_from: str | None = None  # checkpoint (run dir, checkpoint dir, model.eqx): all weights
     graft_from: str | None = None  # checkpoint file (state.eqx) of another run
     graft_modules: tuple[str, ...] = ()  # e.g. ("blocks.1", "unembed")
     freeze_grafted: bool = False
+    # artificial optogenetics: interventions applied in training, evaluation and probes
+    opto: tuple[Intervention, ...] = ()
 
     def __post_init__(self) -> None:
         self.validate()
@@ -123,19 +154,31 @@ class TrainConfig:
         for name in ("evaluators", "graft_modules"):
             if name in d:
                 d[name] = tuple(d[name])
+        if "mix" in d:
+            d["mix"] = tuple((str(k), float(w)) for k, w in d["mix"])
+        if "opto" in d:
+            d["opto"] = tuple(
+                iv if isinstance(iv, Intervention) else Intervention.from_dict(iv) for iv in d["opto"]
+            )
         return cls(**d)
+
+    def edits(self) -> tuple[Edit, ...]:
+        """The primitive edits of ``opto`` for this model (:mod:`transformer.opto.spec`)."""
+        return expand_all(self.opto, self.depth, self.n_heads)
 
     @classmethod
     def from_json(cls, s: str) -> TrainConfig:
         return cls.from_dict(json.loads(s))
 
-    def sequence_spec(self, kind: str | None = None) -> SequenceSpec:
+    def sequence_spec(self, kind: str | None = None) -> SequenceSpec | MixtureSpec:
         """A sequence distribution over this run's classes and sequence shape.
 
-        ``kind=None``: the training distribution (``train_kind`` with every distribution field:
-        ``p_bursty``, ``zipf_alpha``, ``icl_label_set``, ``matched``). Otherwise sequences of that
-        kind (see :data:`transformer.data.SEQUENCE_KINDS`) with the sampler's defaults for those
-        fields (uniform classes, always bursty, unmatched) — the evaluators' and probes' base.
+        ``kind=None``: the training distribution — ``train_kind`` (mapped by :data:`TRAIN_KINDS`)
+        with every distribution field (``p_bursty``, ``zipf_alpha``, ``icl_label_set``,
+        ``matched``), or, when ``mix`` is non-empty, the :class:`~transformer.mixture.MixtureSpec` of
+        those distributions for ``mix``'s kinds with its weights. Otherwise sequences of that
+        sampler kind (see :data:`transformer.data.SEQUENCE_KINDS`) with the sampler's defaults for
+        those fields (uniform classes, always bursty, unmatched) — the evaluators' and probes' base.
         """
         shape = dict(
             n_classes=self.n_classes,
@@ -145,14 +188,20 @@ class TrainConfig:
         )
         if kind is not None:
             return SequenceSpec(kind=kind, **shape)
-        return SequenceSpec(
-            kind=self.train_kind,
-            p_bursty=self.p_bursty,
-            zipf_alpha=self.zipf_alpha,
-            label_set=self.icl_label_set,
-            matched=self.matched,
-            **shape,
-        )
+
+        def train_spec(train_kind: str) -> SequenceSpec:
+            return SequenceSpec(
+                kind=TRAIN_KINDS.get(train_kind, train_kind),
+                p_bursty=self.p_bursty,
+                zipf_alpha=self.zipf_alpha,
+                label_set=self.icl_label_set,
+                matched=self.matched,
+                **shape,
+            )
+
+        if self.mix:
+            return MixtureSpec(tuple(train_spec(k) for k, _ in self.mix), tuple(w for _, w in self.mix))
+        return train_spec(self.train_kind)
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first bad field (called on construction)."""
@@ -174,8 +223,24 @@ class TrainConfig:
             raise ConfigError("n_heads", f"d_model={self.d_model} is not divisible by {self.n_heads}")
         if self.positional not in ("learned", "sinusoidal", "rope"):
             raise ConfigError("positional", f"unknown encoding {self.positional!r}")
-        if self.train_kind not in ("bursty", "icl_only"):
-            raise ConfigError("train_kind", f"must be 'bursty' or 'icl_only', got {self.train_kind!r}")
+        if self.train_kind not in TRAIN_KINDS:
+            raise ConfigError("train_kind", f"must be one of {tuple(TRAIN_KINDS)}, got {self.train_kind!r}")
+        kinds = [k for k, _ in self.mix]
+        for k, w in self.mix:
+            if k not in TRAIN_KINDS:
+                raise ConfigError("mix", f"unknown kind {k!r} (one of {tuple(TRAIN_KINDS)})")
+            if not (math.isfinite(w) and w > 0):
+                raise ConfigError("mix", f"the weight of {k!r} must be finite and > 0, got {w}")
+        if len(set(kinds)) < len(kinds):
+            raise ConfigError("mix", f"a kind appears twice in {kinds}")
+        last_seen = self.n_steps * self.batch_size
+        for value in parse_keep(self.keep_checkpoints).values:
+            if value > last_seen:
+                raise ConfigError(
+                    "keep_checkpoints",
+                    f"{value} sequences is past the last evaluation ({last_seen} sequences seen)",
+                )
+        parse_eval_schedule(self.eval_schedule)
         for name in self.evaluators:
             if name not in EVALUATORS:
                 raise ConfigError("evaluators", f"unknown evaluator {name!r} (one of {tuple(EVALUATORS)})")
@@ -206,6 +271,9 @@ class TrainConfig:
             raise ConfigError("synth_offset", f"must be finite, got {self.synth_offset}")
         if self.graft_modules and not self.graft_from:
             raise ConfigError("graft_from", "graft_modules given without a checkpoint to graft from")
+        if not all(isinstance(iv, Intervention) for iv in self.opto):
+            raise ConfigError("opto", "expected a tuple of transformer.opto.Intervention")
+        self.edits()
         try:
             self.sequence_spec().validate()
         except DataError as e:  # its messages are "field: reason"
@@ -275,7 +343,8 @@ def preset_config(name: str, **overrides: Any) -> TrainConfig:
 
 
 def structural(cfg: TrainConfig) -> TrainConfig:
-    """``cfg`` with every field that does not change compiled code reset (seeds, lengths, paths).
+    """``cfg`` with every field that does not change compiled code reset (seeds, lengths, paths,
+    evaluation and checkpoint schedules, starting points; ``train_kind`` and ``mix`` are kept).
 
     Compiled functions are cached on this key, so runs differing only in seeds or length (tests,
     seed sweeps, resumes in one process) compile once.
@@ -283,8 +352,16 @@ def structural(cfg: TrainConfig) -> TrainConfig:
     return dataclasses.replace(
         cfg, init_seed=0, train_seed=0, eval_seed=0, synth_seed=0, n_sequences=1,
         checkpoint_every=1, data_path=None, graft_from=None, graft_modules=(),
-        freeze_grafted=False,
+        freeze_grafted=False, keep_checkpoints="all", eval_schedule=None, init_from=None,
     )
 
 
-__all__ = ["EVALUATORS", "PRESETS", "ConfigError", "TrainConfig", "preset_config", "structural"]
+__all__ = [
+    "EVALUATORS",
+    "PRESETS",
+    "TRAIN_KINDS",
+    "ConfigError",
+    "TrainConfig",
+    "preset_config",
+    "structural",
+]

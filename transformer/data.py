@@ -39,6 +39,9 @@ Sequence kinds (``SequenceKind``), matching science.md §3:
   label;
 - ``flip``: roles 0 and 1 carry each other's trained labels; the target is the *in-context*
   label (role 1's class label), so accuracy 1 = pure ICL and 0 = CIWL.
+
+Mixtures of these distributions (the original study's mixed samplers) are
+:class:`transformer.mixture.MixtureSpec`; :func:`sample_sequences` accepts them too.
 """
 
 from __future__ import annotations
@@ -378,7 +381,13 @@ def _sample_one(words: Int[Array, " w"], spec: SequenceSpec, draw) -> Sequences:
 
 
 def sample_sequences(key: PRNGKeyArray, spec: SequenceSpec, batch: int) -> Sequences:
-    """Draw ``batch`` i.i.d. sequences of ``spec`` (jit-able; ``spec`` and ``batch`` static)."""
+    """Draw ``batch`` i.i.d. sequences of ``spec`` (jit-able; ``spec`` and ``batch`` static).
+
+    A spec that is not a :class:`SequenceSpec` (a :class:`transformer.mixture.MixtureSpec`)
+    samples itself: ``spec.sample(key, batch)``.
+    """
+    if not isinstance(spec, SequenceSpec):
+        return spec.sample(key, batch)
     draw = _class_draw(spec)
     words = jax.random.bits(key, (batch, _words_needed(spec)), jnp.uint32)
     return jax.vmap(lambda ww: _sample_one(ww, spec, draw))(words)

@@ -39,7 +39,7 @@ ALIASES: dict[str, str] = {"ciwl": "iwl_copy_avail", "flip": "flip_icl", "iwl": 
 """Soft links of the log: short name → evaluator group."""
 METRICS: tuple[str, ...] = ("loss", "acc", "in_context_acc", "prob")
 """Per-sequence metrics of every evaluator group."""
-PROBES: tuple[str, ...] = ("induction_strength", "prev_token_attn")
+PROBES: tuple[str, ...] = ("induction_strength", "prev_token_attn", "induction_strength_flip", "self_attn")
 """Datasets of the ``probes`` group, each (n_evals, depth, heads)."""
 
 
@@ -48,14 +48,19 @@ PROBES: tuple[str, ...] = ("induction_strength", "prev_token_attn")
 # ----------------------------------------------------------------------------------------------
 
 
-def create_log(path: str, cfg: TrainConfig, depth: int, heads: int) -> None:
-    """Empty, resizable log for ``cfg``'s evaluators (written atomically)."""
-    atomic_write(path, lambda tmp: _write_empty_log(tmp, cfg, depth, heads), suffix=".h5")
+def create_log(
+    path: str, cfg: TrainConfig, depth: int, heads: int, attrs: dict[str, str] | None = None
+) -> None:
+    """Empty, resizable log for ``cfg``'s evaluators (written atomically); ``attrs``: further
+    root attributes (e.g. what a re-evaluation evaluated)."""
+    atomic_write(path, lambda tmp: _write_empty_log(tmp, cfg, depth, heads, attrs or {}), suffix=".h5")
 
 
-def _write_empty_log(tmp: str, cfg: TrainConfig, depth: int, heads: int) -> None:
+def _write_empty_log(tmp: str, cfg: TrainConfig, depth: int, heads: int, attrs: dict[str, str]) -> None:
     with h5py.File(tmp, "w") as f:
         f.attrs["config"] = cfg.to_json()
+        for key, value in attrs.items():
+            f.attrs[key] = value
         f.create_dataset("eval_iter", (0,), maxshape=(None,), dtype="i8")
         f.create_dataset("train_loss", (0,), maxshape=(None,), dtype="f4", chunks=(4096,))
         f.create_dataset("train_iter", (0,), maxshape=(None,), dtype="i8", chunks=(4096,))

@@ -42,6 +42,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
+from .opto.hooks import NO_HOOKS, Hooks, NoHooks
+
 PositionalEncoding = Literal["learned", "sinusoidal", "rope"]
 
 # the original study's learned position table has 32 slots, initialised U(±1/sqrt(32))
@@ -111,14 +113,14 @@ class Attention(eqx.Module):
         self.wo = lecun_normal(ko, (n_heads, d_model, dh), in_axis=(0, 2), out_axis=1)
         self.rope = rope
 
-    def mixed_values(
-        self,
-        x: Float[Array, "*batch T d"],
-        attn_override: Float[Array, "*batch T T heads"] | None = None,
-    ) -> tuple[Float[Array, "*batch T heads dh"], Float[Array, "*batch T T heads"]]:
-        """``A_i V_i x`` of every head and the patterns ``A_i`` (token-major layout).
+    def forward(
+        self, x: Float[Array, "*batch T d"], hooks: Hooks | NoHooks = NO_HOOKS, prefix: str = ""
+    ) -> Float[Array, "*batch T d"]:
+        """``Σ_h O_h A_h V_h x``: what the layer adds to the residual stream.
 
-        ``A_i[t, s] = softmax_s(causal(⟨Q_i x_t, K_i x_s⟩ / sqrt(d_h)))``.
+        ``A_h[t, s] = softmax_s(causal(⟨Q_h x_t, K_h x_s⟩ / sqrt(d_h)))``. Hook points
+        ``<prefix>attn.q|k|v|scores|pattern|z|head_out`` (see :mod:`transformer.opto.points`);
+        without hooks on ``head_out`` all heads' outputs are one matrix product.
         """
         heads, dh, d = self.wq.shape
         w = jnp.concatenate([self.wq, self.wk, self.wv], axis=0).reshape(3 * heads * dh, d)
@@ -126,36 +128,31 @@ class Attention(eqx.Module):
         q, k, v = qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :]
         if self.rope:
             q, k = _rope(q), _rope(k)
+        q = hooks(prefix + "attn.q", q)
+        k = hooks(prefix + "attn.k", k)
+        v = hooks(prefix + "attn.v", v)
         t = x.shape[-2]
         # scores[..., t, s, h] = <q[..., t, h, :], k[..., s, h, :]> / sqrt(dh)
         scores = (q[..., :, None, :, :] * k[..., None, :, :, :]).sum(-1) / math.sqrt(dh)
+        scores = _head_major(hooks, prefix + "attn.scores", scores)
         causal: Bool[Array, "T T 1"] = jnp.tril(jnp.ones((t, t), bool))[:, :, None]
         pattern = jax.nn.softmax(jnp.where(causal, scores, -jnp.inf), axis=-2)
-        if attn_override is not None:
-            pattern = attn_override
-        # mixed[..., t, h, e] = sum_s pattern[..., t, s, h] v[..., s, h, e]
-        mixed = (pattern[..., :, :, :, None] * v[..., None, :, :, :]).sum(-3)
-        return mixed, pattern
-
-    def residual(self, x: Float[Array, "*batch T d"]) -> Float[Array, "*batch T d"]:
-        """``Σ_i O_i A_i V_i x`` — what the layer adds to the residual stream (all heads on)."""
-        mixed, _ = self.mixed_values(x)
-        heads, d, dh = self.wo.shape
+        pattern = _head_major(hooks, prefix + "attn.pattern", pattern)
+        # z[..., t, h, e] = sum_s pattern[..., t, s, h] v[..., s, h, e]
+        z = (pattern[..., :, :, :, None] * v[..., None, :, :, :]).sum(-3)
+        z = hooks(prefix + "attn.z", z)
+        if hooks.wants(prefix + "attn.head_out"):
+            head_out = jnp.einsum("...the,hde->...thd", z, self.wo)
+            return hooks(prefix + "attn.head_out", head_out).sum(-2)
         wo = jnp.transpose(self.wo, (1, 0, 2)).reshape(d, heads * dh)
-        return mixed.reshape(*mixed.shape[:-2], heads * dh) @ wo.T
+        return z.reshape(*z.shape[:-2], heads * dh) @ wo.T
 
-    def __call__(
-        self,
-        x: Float[Array, "T d"],
-        head_mask: Float[Array, " heads"],
-        attn_override: Float[Array, "heads T T"] | None,
-    ) -> tuple[Float[Array, "T d"], Float[Array, "heads T T"], Float[Array, "heads T d"]]:
-        """One sequence: ``(Σ_i m_i O_i A_i V_i x, patterns (heads, T, T), head outputs)``."""
-        override = None if attn_override is None else jnp.moveaxis(attn_override, 0, -1)
-        mixed, pattern = self.mixed_values(x, override)
-        head_out = jnp.einsum("hde,the->htd", self.wo, mixed)
-        head_out = head_out * head_mask[:, None, None]
-        return head_out.sum(0), jnp.moveaxis(pattern, -1, 0), head_out
+
+def _head_major(hooks, name: str, x: Float[Array, "*batch T T heads"]) -> Float[Array, "*batch T T heads"]:
+    """Hook ``name`` on ``x`` seen in the (…, heads, T, T) layout of the hook points."""
+    if not hooks.wants(name):
+        return x
+    return jnp.moveaxis(hooks(name, jnp.moveaxis(x, -1, -3)), -3, -1)
 
 
 class MLP(eqx.Module):
@@ -259,88 +256,69 @@ class Transformer(eqx.Module):
             return self.embed_label.weight, self.unembed_bias
         return self.unembed.weight, self.unembed.bias
 
-    def embed(
-        self, features: Float[Array, "k1 dim"], labels: Int[Array, " k"]
-    ) -> Float[Array, "T d"]:
-        """Interleave ``[x_1, l_1, …, x_k, l_k, x_q]`` and add positions."""
-        return self.embed_tokens(features, self.embed_label.weight[labels])
-
-    def embed_tokens(
-        self, features: Float[Array, "k1 dim"], label_vectors: Float[Array, "k d"]
-    ) -> Float[Array, "T d"]:
-        """:meth:`embed` given the label tokens' table rows ``E[l_i]`` (looked up by the caller)."""
-        ex = jax.vmap(self.embed_x)(features)  # (k+1, d)
-        k = label_vectors.shape[0]
-        pairs = jnp.stack([ex[:k], label_vectors], axis=1).reshape(2 * k, -1)
-        h = jnp.concatenate([pairs, ex[k:]], axis=0)
-        if self.positional == "learned":
-            h = h + self.pos[: h.shape[0]]
-        elif self.positional == "sinusoidal":
-            h = h + _sinusoidal(h.shape[0], h.shape[1])
-        return h
-
-
-def forward_with_activations(
-    model: Transformer,
-    features: Float[Array, "k1 dim"],
-    labels: Int[Array, " k"],
-    head_mask: Float[Array, "depth heads"] | None = None,
-    attn_override: tuple[Float[Array, "heads T T"] | None, ...] | None = None,
-) -> tuple[Float[Array, " n_labels"], dict]:
-    """Logits at the query token and a pytree of every intermediate activation.
-
-    Activations: ``resid`` (depth+1, T, d) residual stream before each block and after the last;
-    ``attn`` (depth, heads, T, T) attention patterns; ``head_out`` (depth, heads, T, d) each head's
-    write into the residual stream (after ``head_mask``); ``mlp_out`` (depth, T, d) or absent.
-    """
-    depth = len(model.blocks)
-    if head_mask is None:
-        head_mask = jnp.ones((depth, model.n_heads))
-    if attn_override is None:
-        attn_override = (None,) * depth
-    h = model.embed(features, labels)
-    resid, attn, heads, mlps = [h], [], [], []
-    for i, block in enumerate(model.blocks):
-        a, pattern, head_out = block.attn(
-            jax.vmap(block.ln_attn)(h), head_mask[i], attn_override[i]
-        )
-        h = h + a
-        attn.append(pattern)
-        heads.append(head_out)
-        if block.mlp is not None:
-            m = block.mlp(jax.vmap(block.ln_mlp)(h))
-            h = h + m
-            mlps.append(m)
-        resid.append(h)
-    u, c = model.unembedding()
-    logits = u @ model.ln_f(h[-1]) + c
-    acts = {"resid": jnp.stack(resid), "attn": jnp.stack(attn), "head_out": jnp.stack(heads)}
-    if mlps:
-        acts["mlp_out"] = jnp.stack(mlps)
-    return logits, acts
-
 
 def forward(
-    model: Transformer, features: Float[Array, "k1 dim"], labels: Int[Array, " k"]
-) -> Float[Array, " n_labels"]:
-    """Logits over all labels at the query token (unbatched)."""
-    return forward_with_activations(model, features, labels)[0]
+    model: Transformer,
+    features: Float[Array, "*batch k1 dim"],
+    labels: Int[Array, "*batch k"],
+    hooks: Hooks | NoHooks = NO_HOOKS,
+) -> Float[Array, "*batch n_labels"]:
+    """The forward pass: logits at the query of every sequence (any leading batch axes).
 
-
-def query_state(
-    model: Transformer, features: Float[Array, "k1 dim"], labels: Int[Array, " k"]
-) -> Float[Array, " d"]:
-    """Final LayerNorm of the residual stream at the query token (unbatched)."""
-    return _query_state_of_tokens(model, model.embed(features, labels))
-
-
-def _query_state_of_tokens(model: Transformer, h: Float[Array, "*batch T d"]) -> Float[Array, "*batch d"]:
-    """Final LayerNorm of the residual stream at the query token (any leading batch axes)."""
-    for block in model.blocks:
-        h = h + block.attn.residual(_tokenwise(block.ln_attn, h))
+    The one implementation behind training, evaluation, probes, attribution and interventions:
+    at every hook point of :mod:`transformer.opto.points` it calls ``hooks(name, x)`` and goes on
+    with what that returns, so ``hooks`` may read (cache) or change (edit) any activation. With
+    :data:`~transformer.opto.hooks.NO_HOOKS` nothing is copied or re-laid out: the blocks run on the
+    whole ``(…, T, d)`` array, all heads' outputs are one matrix product and the unembedding is one
+    GEMM over the batch (the label rows of the batch are gathered in one lookup, whose gradient is
+    one scatter-add into the table).
+    """
+    lead = labels.shape[:-1]
+    k = labels.shape[-1]
+    n_tokens = 2 * k + 1
+    # W_x x of each sequence's exemplars, vmapped per sequence (the layout the training path has
+    # always used, so that its numbers are unchanged)
+    flat = features.reshape(-1, *features.shape[-2:])
+    exemplars = jax.vmap(jax.vmap(model.embed_x))(flat).reshape(*lead, k + 1, -1)  # (*batch, k+1, d)
+    label_vectors = model.embed_label.weight[labels]  # (*batch, k, d)
+    exemplars = hooks("embed.exemplar", exemplars)
+    label_vectors = hooks("embed.label", label_vectors)
+    d = exemplars.shape[-1]
+    pairs = jnp.stack([exemplars[..., :k, :], label_vectors], axis=-2).reshape(*lead, 2 * k, d)
+    h = jnp.concatenate([pairs, exemplars[..., k:, :]], axis=-2)
+    if model.positional == "learned":
+        h = h + hooks("embed.pos", model.pos[:n_tokens])
+    elif model.positional == "sinusoidal":
+        h = h + hooks("embed.pos", _sinusoidal(n_tokens, d))
+    for layer, block in enumerate(model.blocks):
+        name = f"blocks.{layer}."
+        h = hooks(name + "resid_pre", h)
+        h = h + hooks(name + "attn_out", block.attn.forward(_tokenwise(block.ln_attn, h), hooks, name))
+        h = hooks(name + "resid_mid", h)
         if block.mlp is not None:
-            h = h + _tokenwise(block.mlp.token, _tokenwise(block.ln_mlp, h))
-    return _tokenwise(model.ln_f, h[..., -1, :])
+            m = _tokenwise(block.mlp.token, _tokenwise(block.ln_mlp, h))
+            h = h + hooks(name + "mlp_out", m)
+        h = hooks(name + "resid_post", h)
+    z = _final_norm(model.ln_f, h[..., -1, :], hooks)
+    u, c = model.unembedding()
+    return hooks("logits", z @ u.T + c)
+
+
+def _final_norm(ln: eqx.nn.LayerNorm, r: Float[Array, "*batch d"], hooks) -> Float[Array, "*batch d"]:
+    """Final LayerNorm of the query's residual; its scale σ is the hook point ``ln_final.scale``."""
+    if not hooks.wants("ln_final.scale"):
+        return _tokenwise(ln, r)
+    mean = r.mean(-1, keepdims=True)
+    sigma = jnp.sqrt(((r - mean) ** 2).mean(-1) + ln.eps)
+    sigma = hooks("ln_final.scale", sigma)
+    return (r - mean) / sigma[..., None] * ln.weight + ln.bias
+
+
+def batched_logits(
+    model: Transformer, features: Float[Array, "*batch k1 dim"], labels: Int[Array, "*batch k"]
+) -> Float[Array, "*batch n_labels"]:
+    """Logits of a batch without hooks: :func:`forward` (the name the training code uses)."""
+    return forward(model, features, labels)
 
 
 def _tokenwise(fn: Callable, h: Float[Array, "*batch d"]) -> Float[Array, "*batch d_out"]:
@@ -350,22 +328,55 @@ def _tokenwise(fn: Callable, h: Float[Array, "*batch d"]) -> Float[Array, "*batc
     return out.reshape(*h.shape[:-1], out.shape[-1])
 
 
-def batched_logits(
-    model: Transformer, features: Float[Array, "batch k1 dim"], labels: Int[Array, "batch k"]
-) -> Float[Array, "batch n_labels"]:
-    """Logits of a batch, ``U z + c`` applied as one matrix product over the batch.
+class _LegacyHooks(Hooks):
+    """``head_mask`` (scales each head's write) and ``attn_override`` (replaces patterns) of
+    :func:`forward_with_activations`, recording every activation."""
 
-    Same numbers as ``vmap(forward)`` up to rounding, arranged for speed on CPU: the label rows
-    of the whole batch are gathered in one lookup (its gradient is then one scatter-add into the
-    table; a lookup per sequence cost ≈ 2.3 ms of a 9.3 ms step at 12800 labels), the blocks
-    run on the whole ``(batch, T, d)`` array (:meth:`Attention.residual`), and the unembedding
-    and its gradient are single GEMMs (≈ 1.4× faster per step).
+    def __init__(self, depth: int, n_heads: int, head_mask, attn_override):
+        super().__init__(depth=depth, n_heads=n_heads, cache="all")
+        self.head_mask, self.attn_override = head_mask, attn_override
+
+    def wants(self, name: str) -> bool:
+        return True
+
+    def __call__(self, name: str, x: Array) -> Array:
+        if name.startswith("blocks."):
+            layer, point = int(name.split(".")[1]), name.split(".", 2)[2]
+            if point == "attn.head_out" and self.head_mask is not None:
+                x = x * self.head_mask[layer][:, None]
+            if point == "attn.pattern" and self.attn_override is not None:
+                if self.attn_override[layer] is not None:
+                    x = self.attn_override[layer]
+        return super().__call__(name, x)
+
+
+def forward_with_activations(
+    model: Transformer,
+    features: Float[Array, "k1 dim"],
+    labels: Int[Array, " k"],
+    head_mask: Float[Array, "depth heads"] | None = None,
+    attn_override: tuple[Float[Array, "heads T T"] | None, ...] | None = None,
+) -> tuple[Float[Array, " n_labels"], dict]:
+    """One sequence: logits and its activations stacked by layer (a view of :func:`forward`'s cache).
+
+    ``resid`` (depth+1, T, d) residual stream before each block and after the last; ``attn``
+    (depth, heads, T, T) patterns; ``head_out`` (depth, heads, T, d) each head's write (times
+    ``head_mask``); ``mlp_out`` (depth, T, d) with MLPs. ``attn_override[L]`` replaces layer L's
+    patterns.
     """
-    label_vectors = model.embed_label.weight[labels]  # (batch, k, d)
-    h = jax.vmap(model.embed_tokens)(features, label_vectors)
-    z = _query_state_of_tokens(model, h)
-    u, c = model.unembedding()
-    return z @ u.T + c
+    depth = len(model.blocks)
+    hooks = _LegacyHooks(depth, model.n_heads, head_mask, attn_override)
+    logits = forward(model, features, labels, hooks)
+    c = hooks.cache
+    resid = [c["blocks.0.resid_pre"]] + [c[f"blocks.{i}.resid_post"] for i in range(depth)]
+    acts = {
+        "resid": jnp.stack(resid),
+        "attn": jnp.stack([c[f"blocks.{i}.attn.pattern"] for i in range(depth)]),
+        "head_out": jnp.stack([jnp.moveaxis(c[f"blocks.{i}.attn.head_out"], -2, -3) for i in range(depth)]),
+    }
+    if model.blocks[0].mlp is not None:
+        acts["mlp_out"] = jnp.stack([c[f"blocks.{i}.mlp_out"] for i in range(depth)])
+    return logits, acts
 
 
 def query_loss(

@@ -4,8 +4,9 @@ Training steps between two evaluations run inside one ``lax.scan`` (sequences ar
 device inside the scan; the step key is ``fold_in(PRNGKey(train_seed), step)``), so there is no
 per-step Python dispatch and a resumed run draws exactly the same data as an uninterrupted one.
 
-:func:`train` runs (or resumes) a configuration: it evaluates at step 0, every ``eval_every``
-steps and at the end (:mod:`transformer.evaluate`), appends to ``OUT/log.h5``
+:func:`train` runs (or resumes) a configuration: it evaluates at the steps of
+:func:`transformer.schedule.eval_schedule` (0, every ``eval_every`` steps or log-spaced, and the
+end; :mod:`transformer.evaluators`), appends to ``OUT/log.h5``
 (:mod:`transformer.log`) and checkpoints (:mod:`transformer.checkpoint`). The command line is
 :mod:`transformer.cli` (``python -m transformer.train``).
 
@@ -35,16 +36,22 @@ from .checkpoint import (
     frozen_mask,
     graft,
     latest_checkpoint,
+    load_checkpoint,
     load_donor,
     read_meta,
     restore_state,
     save_checkpoint,
+    save_history,
+    transplant,
 )
 from .config import TrainConfig, structural
 from .data import gather_features, sample_sequences
-from .evaluate import evaluate_all, evaluator_sets, probe_set, summary
+from .evaluators import evaluate_all, evaluator_sets, probe_sets, summary
 from .log import append_eval, append_train_loss, create_log
-from .model import batched_logits, query_loss
+from .model import query_loss
+from .opto.run import run_with_edits
+from .opto.targets import TokenContext
+from .schedule import eval_schedule, kept_evaluations
 
 
 def make_train_chunk(
@@ -75,8 +82,11 @@ def _chunk_core(cfg: TrainConfig) -> Callable:
 def _build_chunk_core(cfg: TrainConfig, optimizer: optax.GradientTransformation) -> Callable:
     spec = cfg.sequence_spec()
 
+    edits = cfg.edits()
+
     def loss_fn(model, feats, seqs):
-        logits = batched_logits(model, feats, seqs.labels)
+        context = TokenContext(features=feats, labels=seqs.labels, classes=seqs.classes)
+        logits, _ = run_with_edits(model, feats, context, edits)  # the plain forward without edits
         return query_loss(logits, seqs.target).mean()
 
     @eqx.filter_jit
@@ -127,10 +137,17 @@ def _transpose_unembedding(tree: PyTree) -> PyTree:
     return jax.tree_util.tree_map_with_path(swap, tree)
 
 
-def eval_schedule(cfg: TrainConfig) -> list[int]:
-    """Step counts at which evaluations happen: 0, every ``eval_every`` steps, and the last step."""
-    points = list(range(0, cfg.n_steps, cfg.eval_every)) + [cfg.n_steps]
-    return points
+def chunk_lengths(cfg: TrainConfig, n: int) -> list[int]:
+    """How the ``n`` steps between two evaluations are split into compiled scans.
+
+    With ``eval_every`` evaluations: one scan of ``n`` steps (all chunks but the last have the same
+    length, so one compilation). With a log-spaced ``eval_schedule`` every chunk has a different
+    length, so ``n`` is split into powers of two (largest first): at most ``log2(n_steps) + 1``
+    distinct scan lengths are compiled over the whole run.
+    """
+    if cfg.eval_schedule is None:
+        return [n]
+    return [1 << b for b in reversed(range(n.bit_length())) if n >> b & 1]
 
 
 def train(
@@ -145,24 +162,26 @@ def train(
     ``stop_after_evals`` stops (cleanly, after checkpointing) once that many evaluations are in
     the log — for tests and for splitting long runs.
     """
-    os.makedirs(out, exist_ok=True)
     log_path = os.path.join(out, "log.h5")
     exemplars_np = load_data(cfg)
     exemplars = jnp.asarray(exemplars_np)
-    sets = evaluator_sets(cfg)
-    probes = probe_set(cfg)
 
     model = init_model(cfg, exemplars_np.shape[-1])
+    if cfg.init_from:
+        model = transplant(model, load_checkpoint(cfg.init_from, "init_from", exemplars_np.shape[-1])[1])
     frozen = None
     if cfg.graft_modules:
         donor = load_donor(cfg, exemplars_np.shape[-1])
         model = graft(model, donor, cfg.graft_modules)
         if cfg.freeze_grafted:
             frozen = frozen_mask(eqx.filter(model, eqx.is_array), cfg.graft_modules)
+    sets = evaluator_sets(cfg)
+    probes = probe_sets(cfg)
     optimizer = make_optimizer(cfg, frozen)
     opt_state = jax.jit(optimizer.init)(eqx.filter(model, eqx.is_array))
     steps_done, evals_done = 0, 0
 
+    os.makedirs(out, exist_ok=True)
     ckpt = latest_checkpoint(out) if resume else None
     if ckpt is not None:
         meta = read_meta(ckpt)
@@ -178,6 +197,7 @@ def train(
 
     chunk = make_train_chunk(cfg, None if frozen is None else optimizer)
     schedule = eval_schedule(cfg)
+    kept = kept_evaluations(cfg)
     total = cfg.n_steps * cfg.batch_size
 
     bar = None
@@ -192,14 +212,15 @@ def train(
                 continue
             if point > steps_done:
                 n = point - steps_done
-                model, opt_state, losses = chunk(
-                    model, opt_state, exemplars, jnp.asarray(steps_done, jnp.int32), n
-                )
-                append_train_loss(log_path, np.asarray(losses), steps_done, cfg.batch_size)
-                steps_done = point
+                for m in chunk_lengths(cfg, n):
+                    model, opt_state, losses = chunk(
+                        model, opt_state, exemplars, jnp.asarray(steps_done, jnp.int32), m
+                    )
+                    append_train_loss(log_path, np.asarray(losses), steps_done, cfg.batch_size)
+                    steps_done += m
                 if bar is not None:
                     bar.update(n * cfg.batch_size)
-            metrics, probe_vals = evaluate_all(model, exemplars, sets, probes)
+            metrics, probe_vals = evaluate_all(model, exemplars, sets, probes, cfg.edits())
             metrics = jax.device_get(metrics)
             append_eval(log_path, steps_done * cfg.batch_size, metrics, jax.device_get(probe_vals))
             evals_done = i + 1
@@ -207,7 +228,9 @@ def train(
                 bar.set_postfix({k: f"{v:.2f}" for k, v in summary(metrics).items()})
             last = evals_done == len(schedule)
             if last or evals_done % cfg.checkpoint_every == 0 or evals_done == stop_after_evals:
-                save_checkpoint(out, log_path, model, opt_state, cfg, steps_done, evals_done)
+                save_checkpoint(out, log_path, model, opt_state, cfg, steps_done, evals_done, kept)
+            elif evals_done in kept:
+                save_history(out, model, cfg, steps_done, evals_done)
             if stop_after_evals is not None and evals_done >= stop_after_evals:
                 break
     finally:
@@ -216,4 +239,4 @@ def train(
     return log_path
 
 
-__all__ = ["eval_schedule", "make_train_chunk", "train"]
+__all__ = ["chunk_lengths", "eval_schedule", "make_train_chunk", "train"]
