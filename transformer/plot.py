@@ -65,7 +65,17 @@ def plot_log(path: str, out: str | None = None, title: str | None = None) -> str
         for h in range(prev.shape[1]):
             ax.plot(x, prev[:, h], color="tab:gray", alpha=0.6, ls="--",
                     label="layer-1 previous-token attn." if h == 0 else None)
-        ax.legend(fontsize=8)
+        optional = (  # probes of logs written since they were added
+            ("probes/induction_strength_flip", -1, "tab:pink", "-.", "last-layer induction strength (Flip)"),
+            ("probes/self_attn", 0, "tab:olive", ":", "layer-1 self attn. (labels)"),
+        )
+        for key, layer, color, ls, label in optional:
+            if key in c:
+                vals = c[key][:, layer]
+                for h in range(vals.shape[1]):
+                    ax.plot(x, vals[:, h], color=color, alpha=0.6, ls=ls, label=label if h == 0 else None)
+        ax.axhline(0.0, color="grey", lw=0.5, ls=":")
+        ax.legend(fontsize=7)
     ax.set(xscale="log", xlabel="sequences seen", title="attention probes (per head)")
     if title:
         fig.suptitle(title)
