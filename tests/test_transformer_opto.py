@@ -376,3 +376,22 @@ def test_hooks_without_context_say_what_is_missing(setup):
     edits = expand_all((parse_opto("induction_heads:heads=0"),), 2, 2)
     with pytest.raises(ValueError, match="context"):
         forward(model, feats, seqs.labels, Hooks(edits, 2, 2))
+
+
+def test_set_to_a_given_array_and_mean_ablation(setup):
+    cfg, _, model, seqs, feats, ctx = setup
+    dh = cfg.d_model // cfg.n_heads
+    value = np.arange(dh, dtype=np.float32) / dh
+    set_v = Edit("attn.v", "set", layers=(1,), heads=(0,), queries="labels", array=tuple(value.tolist()))
+    _, cache = run_with_edits(model, feats, ctx, (set_v,), cache=("blocks.1.attn.v",))
+    _, free = run_with_edits(model, feats, ctx, (), cache=("blocks.1.attn.v",))
+    v, v0 = np.asarray(cache["blocks.1.attn.v"]), np.asarray(free["blocks.1.attn.v"])
+    assert np.array_equal(v[:, 1::2, 0], np.broadcast_to(value, v[:, 1::2, 0].shape))
+    assert np.array_equal(v[:, 0::2, 0], v0[:, 0::2, 0]) and np.array_equal(v[:, :, 1], v0[:, :, 1])
+    mean = Edit("resid_post", "mean", layers=(0,), queries="query")
+    _, cache = run_with_edits(model, feats, ctx, (mean,), cache=("blocks.0.resid_post",))
+    r = np.asarray(cache["blocks.0.resid_post"])
+    _, free = run_with_edits(model, feats, ctx, (), cache=("blocks.0.resid_post",))
+    r0 = np.asarray(free["blocks.0.resid_post"])
+    np.testing.assert_allclose(r[:, -1], np.broadcast_to(r0[:, -1].mean(0), r[:, -1].shape), atol=1e-6)
+    assert np.array_equal(r[:, :-1], r0[:, :-1])
