@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Float, PyTree
+from jaxtyping import Array, Float, PyTree
 
 from .config import TrainConfig, structural
 from .data import load_exemplars, synthetic_exemplars
@@ -73,6 +73,8 @@ def learning_rate_schedule(cfg: TrainConfig) -> optax.Schedule:
     of schedules (``linear_schedule`` joined in front would restart the count and replace the first
     piece instead of scaling it).
     """
+    if cfg.lr_schedule == "inverse_sqrt":
+        return inverse_sqrt_schedule(cfg.lr, cfg.warmup_steps)
     schedule = optax.constant_schedule(cfg.lr)
     if cfg.lr_steps:
         schedule = optax.join_schedules(
@@ -86,6 +88,40 @@ def learning_rate_schedule(cfg: TrainConfig) -> optax.Schedule:
         return schedule(step) * jnp.minimum(1.0, (step + 1) / cfg.warmup_steps)
 
     return warmed_up
+
+
+def inverse_sqrt_schedule(lr: float, warmup: int) -> optax.Schedule:
+    """``η_t = lr · min((t + 1) / W, sqrt(W / (t + 1)))``: linear warm-up to ``lr`` at step ``W − 1``,
+    then inverse-square-root decay (thesis ch. 3). Written here: optax has no ``1/sqrt(t)`` schedule
+    (its ``polynomial_schedule`` decays to a fixed end value over a fixed number of steps)."""
+
+    def schedule(step):
+        t = (step + 1) / warmup
+        return lr * jnp.minimum(t, jax.lax.rsqrt(jnp.maximum(t, 1.0)))
+
+    return schedule
+
+
+def l2_penalty(params: PyTree, groups: str) -> Float[Array, ""]:
+    """The study's loss penalty before its factor λ: ``Σ_a ‖a‖`` (Frobenius norm, not squared, as the
+    original code's ``compute_loss``) over the arrays ``a`` of ``groups``: ``all`` (every array, as
+    the original code), ``no_norm`` (every array but the LayerNorm scales and offsets, as the thesis)
+    or ``matrices`` (arrays of two or more dimensions). The norm of an all-zero array (a bias at
+    initialisation) counts 0 with gradient 0 (the original's ``where`` guard; a plain norm's gradient
+    is 0/0 there)."""
+
+    def norm(path, a):
+        name = jax.tree_util.keystr(path)
+        if groups == "no_norm" and ".ln_" in name:
+            return jnp.zeros((), a.dtype)
+        if groups == "matrices" and a.ndim < 2:
+            return jnp.zeros((), a.dtype)
+        sq = jnp.sum(a * a)
+        positive = sq > 0
+        return jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)), 0.0)
+
+    norms = jax.tree_util.tree_map_with_path(norm, eqx.filter(params, eqx.is_array))
+    return sum(jax.tree_util.tree_leaves(norms), jnp.zeros(()))
 
 
 def make_optimizer(
@@ -110,6 +146,8 @@ def make_optimizer(
 
 __all__ = [
     "feature_dim_of",
+    "inverse_sqrt_schedule",
+    "l2_penalty",
     "init_model",
     "learning_rate_schedule",
     "load_data",

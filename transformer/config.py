@@ -20,6 +20,9 @@ from .opto.catalogue import Intervention, expand_all
 from .opto.spec import Edit
 from .schedule import parse_eval_schedule, parse_keep
 
+LR_SCHEDULES: tuple[str, ...] = ("piecewise", "inverse_sqrt")
+L2_GROUPS: tuple[str, ...] = ("all", "no_norm", "matrices")
+
 EVALUATORS: dict[str, str] = {
     "train_eval": "train",
     "icl": "icl_only",
@@ -51,7 +54,9 @@ class TrainConfig:
     label of class ``c`` is ``c``), ``n_holdout_classes`` further classes used only by the ICL
     evaluator when > 0; ``n_exemplars`` exemplars per class.
 
-    Optimiser: Adam(``beta1``, ``beta2``) with optional decoupled ``weight_decay`` (AdamW). The
+    Optimiser: Adam(``beta1``, ``beta2``) with optional decoupled ``weight_decay`` (AdamW) and the
+    study's loss penalty ``l2_penalty`` over ``l2_groups`` (:func:`transformer.build.l2_penalty`);
+    ``lr_schedule="inverse_sqrt"`` is chapter 3's warm-up then ``1/sqrt(t)`` decay. The
     learning rate is ``lr`` until the first boundary of ``lr_steps`` — a tuple of
     ``(step, lr)`` pairs switching to ``lr`` at ``step`` — with an optional linear warm-up over
     ``warmup_steps``.
@@ -106,6 +111,9 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     weight_decay: float = 0.0
+    lr_schedule: str = "piecewise"  # piecewise (lr, lr_steps, warm-up) | inverse_sqrt (thesis ch. 3)
+    l2_penalty: float = 0.0  # λ of the study's loss penalty λ Σ_a ‖a‖ (see transformer.build)
+    l2_groups: str = "no_norm"  # arrays it sums over: all | no_norm | matrices
     batch_size: int = 32
     n_sequences: int = 20_000_000
     # evaluation / logging
@@ -255,6 +263,16 @@ class TrainConfig:
                 raise ConfigError("lr_steps", f"bad (step, lr) pair ({step}, {value})")
         if self.warmup_steps < 0:
             raise ConfigError("warmup_steps", f"must be >= 0, got {self.warmup_steps}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(
+                "lr_schedule", f"must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}"
+            )
+        if self.lr_schedule == "inverse_sqrt" and (self.warmup_steps < 1 or self.lr_steps):
+            raise ConfigError("lr_schedule", "inverse_sqrt needs warmup_steps >= 1 and no lr_steps")
+        if not (math.isfinite(self.l2_penalty) and self.l2_penalty >= 0):
+            raise ConfigError("l2_penalty", f"must be finite and >= 0, got {self.l2_penalty}")
+        if self.l2_groups not in L2_GROUPS:
+            raise ConfigError("l2_groups", f"must be one of {', '.join(L2_GROUPS)}, got {self.l2_groups!r}")
         if not 0.0 <= self.p_bursty <= 1.0:
             raise ConfigError("p_bursty", f"must be in [0, 1], got {self.p_bursty}")
         if self.zipf_alpha < 0:

@@ -11,6 +11,8 @@ dataset                                        shape                     meaning
                                                                          ``pure_iwl``
 ``train_loss``, ``train_iter``                 (n_steps,)                mean batch loss of each step,
                                                                          sequences seen after it
+``train_penalty``                              (n_steps,)                λ Σ‖a‖ of each step (runs with
+                                                                         ``l2_penalty > 0``)
 ``probes/<probe>``                             (n_evals, depth, heads)   attention probes
 attribute ``config``                           JSON                      the run's ``TrainConfig``
 =============================================  ========================  ===============================
@@ -64,6 +66,8 @@ def _write_empty_log(tmp: str, cfg: TrainConfig, depth: int, heads: int, attrs: 
         f.create_dataset("eval_iter", (0,), maxshape=(None,), dtype="i8")
         f.create_dataset("train_loss", (0,), maxshape=(None,), dtype="f4", chunks=(4096,))
         f.create_dataset("train_iter", (0,), maxshape=(None,), dtype="i8", chunks=(4096,))
+        if cfg.l2_penalty:
+            f.create_dataset("train_penalty", (0,), maxshape=(None,), dtype="f4", chunks=(4096,))
         for name in cfg.evaluators:
             g = f.create_group(name)
             for m in METRICS:
@@ -89,10 +93,15 @@ def _append(d: h5py.Dataset, rows: np.ndarray) -> None:
     d[n:] = rows
 
 
-def append_train_loss(path: str, losses: np.ndarray, first_step: int, batch: int) -> None:
-    """Append the per-step losses of steps ``first_step, first_step + 1, …`` (batch ``batch``)."""
+def append_train_loss(
+    path: str, losses: np.ndarray, first_step: int, batch: int, penalties: np.ndarray | None = None
+) -> None:
+    """Append the per-step losses of steps ``first_step, first_step + 1, …`` (batch ``batch``) and,
+    for runs with a loss penalty, the penalty ``λ Σ_a ‖a‖`` of each step (``train_penalty``)."""
     with h5py.File(path, "a") as f:
         _append(f["train_loss"], np.asarray(losses, np.float32))
+        if penalties is not None:
+            _append(f["train_penalty"], np.asarray(penalties, np.float32))
         steps = first_step + np.arange(len(losses))
         _append(f["train_iter"], (steps + 1) * batch)
 

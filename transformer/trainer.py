@@ -31,7 +31,7 @@ from jaxtyping import PyTree
 from toymodels._internal import atomic_write
 from toymodels.errors import ConfigError
 
-from .build import init_model, load_data, make_optimizer
+from .build import init_model, l2_penalty, load_data, make_optimizer
 from .checkpoint import (
     frozen_mask,
     graft,
@@ -63,7 +63,9 @@ def make_train_chunk(
     ``n_steps`` Adam steps in one ``lax.scan``; step ``t`` samples its batch from
     ``fold_in(PRNGKey(train_seed), t)``. Frozen parameters get zero updates. Without frozen
     parameters the compiled scan is shared by all configs with the same
-    :func:`~transformer.config.structural` key.
+    :func:`~transformer.config.structural` key. ``losses`` is the mean cross-entropy of each step's
+    batch, shape ``(n_steps,)``; with ``l2_penalty > 0`` it is ``(n_steps, 2)``: the cross-entropy
+    and the penalty ``λ Σ_a ‖a‖`` (the objective is their sum).
     """
     train_key = jax.random.PRNGKey(cfg.train_seed)
     core = _chunk_core(structural(cfg)) if optimizer is None else _build_chunk_core(cfg, optimizer)
@@ -103,7 +105,16 @@ def _build_chunk_core(cfg: TrainConfig, optimizer: optax.GradientTransformation)
             def carried_loss(p):
                 return loss_fn(eqx.combine(_transpose_unembedding(p), static), feats, seqs)
 
-            loss, grads = eqx.filter_value_and_grad(carried_loss)(params)
+            if cfg.l2_penalty:  # the study's penalty, added to the loss (not AdamW's decay)
+
+                def penalised(p):
+                    ce = carried_loss(p)
+                    penalty = cfg.l2_penalty * l2_penalty(p, cfg.l2_groups)
+                    return ce + penalty, jnp.stack([ce, penalty])
+
+                (_, loss), grads = eqx.filter_value_and_grad(penalised, has_aux=True)(params)
+            else:
+                loss, grads = eqx.filter_value_and_grad(carried_loss)(params)
             grads = eqx.filter(grads, eqx.is_array)
             updates, opt_state = optimizer.update(grads, opt_state, params)
             params = eqx.apply_updates(params, updates)
@@ -216,7 +227,10 @@ def train(
                     model, opt_state, losses = chunk(
                         model, opt_state, exemplars, jnp.asarray(steps_done, jnp.int32), m
                     )
-                    append_train_loss(log_path, np.asarray(losses), steps_done, cfg.batch_size)
+                    losses = np.asarray(losses)
+                    penalties = losses[:, 1] if losses.ndim == 2 else None
+                    append_train_loss(log_path, losses.reshape(m, -1)[:, 0], steps_done, cfg.batch_size,
+                                      penalties)
                     steps_done += m
                 if bar is not None:
                     bar.update(n * cfg.batch_size)
