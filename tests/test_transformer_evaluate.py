@@ -105,3 +105,22 @@ def test_bad_input_is_one_line_and_writes_nothing(run, tmp_path, capsys, extra, 
 def test_a_directory_without_checkpoints(tmp_path, capsys):
     assert main([str(tmp_path), "--out", str(tmp_path / "x.h5")]) == 2
     assert "run: no checkpoints" in capsys.readouterr().err
+
+
+def test_icl_accuracy_split_by_target(run):
+    import json
+
+    from transformer import TrainConfig, evaluator_sets
+    from transformer.log import split_by_target
+
+    with h5py.File(run / "log.h5") as f:
+        acc, target = f["icl/in_context_acc"][:], f["icl/target"][:]
+        cfg = TrainConfig.from_dict(json.loads(f.attrs["config"]))
+    np.testing.assert_array_equal(target, np.asarray(evaluator_sets(cfg)["icl"].target))
+    split = split_by_target(run / "log.h5")
+    assert set(split) == {0, 1}
+    n0 = int((target == 0).sum())
+    recombined = (split[0] * n0 + split[1] * (len(target) - n0)) / len(target)
+    np.testing.assert_allclose(recombined, acc.mean(1), rtol=1e-6)
+    again = split_by_target(run / "log.h5", targets=target)
+    assert all(np.array_equal(split[k], again[k]) for k in split)

@@ -11,6 +11,7 @@ dataset                                        shape                     meaning
                                                                          ``pure_iwl``
 ``train_loss``, ``train_iter``                 (n_steps,)                mean batch loss of each step,
                                                                          sequences seen after it
+``<evaluator>/target``                          (n_eval,)                 target label of each sequence
 ``train_penalty``                              (n_steps,)                λ Σ‖a‖ of each step (runs with
                                                                          ``l2_penalty > 0``)
 ``probes/<probe>``                             (n_evals, depth, heads)   attention probes
@@ -51,14 +52,22 @@ PROBES: tuple[str, ...] = ("induction_strength", "prev_token_attn", "induction_s
 
 
 def create_log(
-    path: str, cfg: TrainConfig, depth: int, heads: int, attrs: dict[str, str] | None = None
+    path: str,
+    cfg: TrainConfig,
+    depth: int,
+    heads: int,
+    attrs: dict[str, str] | None = None,
+    targets: dict[str, np.ndarray] | None = None,
 ) -> None:
     """Empty, resizable log for ``cfg``'s evaluators (written atomically); ``attrs``: further
-    root attributes (e.g. what a re-evaluation evaluated)."""
-    atomic_write(path, lambda tmp: _write_empty_log(tmp, cfg, depth, heads, attrs or {}), suffix=".h5")
+    root attributes (e.g. what a re-evaluation evaluated); ``targets``: each evaluator set's target
+    label per sequence (``<evaluator>/target``, fixed for the run)."""
+    atomic_write(
+        path, lambda tmp: _write_empty_log(tmp, cfg, depth, heads, attrs or {}, targets or {}), suffix=".h5"
+    )
 
 
-def _write_empty_log(tmp: str, cfg: TrainConfig, depth: int, heads: int, attrs: dict[str, str]) -> None:
+def _write_empty_log(tmp: str, cfg: TrainConfig, depth: int, heads: int, attrs, targets) -> None:
     with h5py.File(tmp, "w") as f:
         f.attrs["config"] = cfg.to_json()
         for key, value in attrs.items():
@@ -75,6 +84,8 @@ def _write_empty_log(tmp: str, cfg: TrainConfig, depth: int, heads: int, attrs: 
                     m, (0, cfg.n_eval), maxshape=(None, cfg.n_eval), dtype="f4",
                     chunks=(1, cfg.n_eval),
                 )
+            if name in targets:
+                g.create_dataset("target", data=np.asarray(targets[name], np.int64))
         p = f.create_group("probes")
         for m in PROBES:
             p.create_dataset(m, (0, depth, heads), maxshape=(None, depth, heads), dtype="f4")
@@ -186,12 +197,35 @@ def evaluator_means(path: str | os.PathLike) -> dict[str, np.ndarray]:
         out["eval_iter"] = f["eval_iter"][:]
         for name in EVALUATORS:
             if name in f:
-                for m in f[name]:
-                    out[f"{name}/{m}"] = f[name][m][:].mean(axis=1)
+                for m in METRICS:
+                    if m in f[name]:
+                        out[f"{name}/{m}"] = f[name][m][:].mean(axis=1)
         if "probes" in f:
             for m in f["probes"]:
                 out[f"probes/{m}"] = f["probes"][m][:]
     return out
+
+
+def split_by_target(
+    path: str | os.PathLike, evaluator: str = "icl", metric: str = "in_context_acc",
+    targets: np.ndarray | None = None,
+) -> dict[int, np.ndarray]:
+    """``{label: mean of metric over the sequences whose target is label}`` (n_evals,) per target
+    label of ``evaluator``'s set. The targets come from the log's ``<evaluator>/target`` (logs written
+    since it was added) or from ``targets``. On the ICL set (labels 0 and 1, which are also the trained
+    labels of classes 0 and 1) this shows how the model's in-weights preference between the two
+    labels splits the ICL accuracy."""
+    with h5py.File(os.fspath(path), "r") as f:
+        group = evaluator_group(f, evaluator)
+        if group is None:
+            raise ConfigError("evaluator", f"{path}: no evaluator {evaluator!r}")
+        values = group[metric][:]
+        if targets is None:
+            if "target" not in group:
+                raise ConfigError("targets", f"{path}: {evaluator}/target is absent; pass the set's targets")
+            targets = group["target"][:]
+    targets = np.asarray(targets)
+    return {int(t): values[:, targets == t].mean(axis=1) for t in np.unique(targets)}
 
 
 __all__ = [
@@ -205,5 +239,6 @@ __all__ = [
     "evaluator_means",
     "open_log",
     "read_config",
+    "split_by_target",
     "write_log",
 ]

@@ -12,7 +12,9 @@ import argparse
 import os
 import sys
 
-from .log import evaluator_means
+from toymodels.errors import ConfigError
+
+from .log import evaluator_means, split_by_target
 
 CURVES = (
     ("icl", "in_context_acc", "ICL (in-context acc.)", "tab:blue"),
@@ -44,6 +46,13 @@ def plot_log(path: str, out: str | None = None, title: str | None = None) -> str
         key = f"{name}/{metric}"
         if key in c:
             ax.plot(x, c[key], label=label, color=color)
+    try:  # ICL accuracy split by target label (0/1 are also the trained labels of classes 0/1)
+        split = split_by_target(path)
+    except (ConfigError, KeyError):
+        split = {}
+    for label, acc in split.items():
+        ax.plot(x, acc[keep], color="tab:blue", lw=0.8, ls=(0, (2, 2)) if label else (0, (6, 2)),
+                alpha=0.7, label=f"ICL, target {label}")
     ax.axhline(0.5, color="grey", lw=0.5, ls=":")
     ax.set(xscale="log", xlabel="sequences seen", ylabel="accuracy", ylim=(-0.02, 1.02),
            title="evaluators (Fig. 5.1b style)")

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from toymodels._internal import atomic_write
 from toymodels.errors import ConfigError, require
@@ -125,6 +126,7 @@ def evaluate_run(
                 "evaluated_run": os.path.abspath(run_dir),
                 "modules_from": "" if modules_from is None else modules_from.label,
             },
+            targets={name: np.asarray(s.target) for name, s in sets.items()},
         )
         for i, c in enumerate(found):
             model = _load(c.path, "run", feature_dim)

@@ -204,7 +204,8 @@ def train(
     else:
         if not resume and (os.path.exists(log_path) or latest_checkpoint(out)):
             raise ConfigError("out", f"{out!r} already holds a run; pass --resume or another --out")
-        create_log(log_path, cfg, cfg.depth, cfg.n_heads)
+        create_log(log_path, cfg, cfg.depth, cfg.n_heads,
+                   targets={name: np.asarray(s.target) for name, s in sets.items()})
 
     chunk = make_train_chunk(cfg, None if frozen is None else optimizer)
     schedule = eval_schedule(cfg)
