@@ -28,6 +28,25 @@ def single_thread_env(cli_env) -> dict[str, str]:
     return {**cli_env, "XLA_FLAGS": SINGLE_THREAD_XLA}
 
 
+def _read_log_arrays(path) -> dict:
+    """Every dataset of an HDF5 log as numpy arrays, plus its ``config`` attribute (``@config``)."""
+    import h5py
+
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(
+            lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None
+        )
+        out["@config"] = f.attrs["config"]
+    return out
+
+
+@pytest.fixture(scope="session")
+def read_all():
+    """``read_all(path)``: every dataset of a log and its config (to compare two runs' logs)."""
+    return _read_log_arrays
+
+
 @pytest.fixture(scope="session")
 def tiny_config():
     """Factory of the ``tiny`` transformer preset with overrides: trains in seconds."""

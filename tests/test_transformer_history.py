@@ -44,17 +44,6 @@ from transformer.schedule import (
 from transformer.trainer import chunk_lengths, make_train_chunk
 
 
-def read_all(path):
-    """Every dataset of a log as numpy arrays, plus the config attribute."""
-    out = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(
-            lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None
-        )
-        out["@config"] = f.attrs["config"]
-    return out
-
-
 def ckpt_dirs(run):
     return sorted(e for e in os.listdir(run) if e.startswith("ckpt-"))
 
@@ -290,7 +279,7 @@ def test_run_keeps_expected_checkpoints(history_run):
         np.testing.assert_array_equal(x, y)
 
 
-def test_interrupted_equals_uninterrupted(history_run, tmp_path):
+def test_interrupted_equals_uninterrupted(history_run, tmp_path, read_all):
     cfg, clean = history_run
     run = str(tmp_path / "run")
     train(cfg, run, progress=False, stop_after_evals=2)
@@ -316,7 +305,7 @@ def test_interrupted_equals_uninterrupted(history_run, tmp_path):
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
-def test_init_from_donor_weights_fresh_optimiser(history_run, tmp_path, tiny_config):
+def test_init_from_donor_weights_fresh_optimiser(history_run, tmp_path, tiny_config, read_all):
     _, donor = history_run
     cfg = tiny_config(n_sequences=16 * 2, init_from=donor, init_seed=5, train_seed=9,
                       keep_checkpoints="none", n_eval=32, n_probe=8)

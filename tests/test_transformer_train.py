@@ -29,17 +29,6 @@ from transformer.cli import main
 EVALUATORS = ("train_eval", "icl", "iwl_copy_avail", "flip_icl", "pure_iwl")
 
 
-def read_all(path):
-    """Every dataset of a log as numpy arrays, plus the config attribute."""
-    out = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(
-            lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None
-        )
-        out["@config"] = f.attrs["config"]
-    return out
-
-
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, tiny_config):
     out = tmp_path_factory.mktemp("tiny")
@@ -95,7 +84,7 @@ def test_plot_cli(tiny_run, tmp_path):
     assert plot_main([str(tmp_path / "missing.h5")]) == 2
 
 
-def test_resume_after_sigkill_equals_uninterrupted(tmp_path, tiny_config, single_thread_env):
+def test_resume_after_sigkill_equals_uninterrupted(tmp_path, tiny_config, single_thread_env, read_all):
     """Kill a CLI run with SIGKILL after a checkpoint, resume it, compare with a clean run."""
     cfg = tiny_config(n_sequences=16 * 4000, checkpoint_every=2)
     n_evals = cfg.n_steps // cfg.eval_every + 1
@@ -132,7 +121,7 @@ def test_resume_after_sigkill_equals_uninterrupted(tmp_path, tiny_config, single
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
-def test_stop_and_resume_in_process_and_seeds(tmp_path, tiny_config):
+def test_stop_and_resume_in_process_and_seeds(tmp_path, tiny_config, read_all):
     cfg = tiny_config(n_sequences=16 * 100, checkpoint_every=1)
     train(cfg, str(tmp_path / "a"), progress=False, stop_after_evals=2)
     with h5py.File(tmp_path / "a" / "log.h5", "r") as f:
