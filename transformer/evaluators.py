@@ -109,7 +109,7 @@ def probe_sets(cfg: TrainConfig) -> dict[str, Sequences]:
 
 def _context(exemplars, s: Sequences) -> tuple[Float[Array, "*batch k1 dim"], TokenContext]:
     feats = exemplars[s.classes, s.exemplars]
-    return feats, TokenContext(features=feats, labels=s.labels, classes=s.classes)
+    return feats, TokenContext.of(feats, s)
 
 
 def _chunk_size(n: int, chunk: int) -> int:

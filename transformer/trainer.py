@@ -87,8 +87,8 @@ def _build_chunk_core(cfg: TrainConfig, optimizer: optax.GradientTransformation)
     edits = cfg.edits()
 
     def loss_fn(model, feats, seqs):
-        context = TokenContext(features=feats, labels=seqs.labels, classes=seqs.classes)
-        logits, _ = run_with_edits(model, feats, context, edits)  # the plain forward without edits
+        # without edits this is the plain forward pass
+        logits, _ = run_with_edits(model, feats, TokenContext.of(feats, seqs), edits)
         return query_loss(logits, seqs.target).mean()
 
     @eqx.filter_jit

@@ -88,6 +88,12 @@ class Intervention:
         layer = self.layer if self.layer is not None else entry.default_layer(depth)
         if entry.needs_heads:
             require(len(self.heads) > 0, "opto", f"{self.name}: name the heads (heads=0|3)")
+        if entry.one_head:
+            require(len(self.heads) == 1, "opto",
+                    f"{self.name}: give exactly one head (got {list(self.heads)})")
+        if entry.needs_temperature:
+            require(self.temperature is not None and self.temperature > 0, "opto",
+                    f"{self.name}: give temperature > 0")
         return entry.build(self, layer, self.heads, depth)
 
     def to_dict(self) -> dict[str, Any]:
@@ -133,6 +139,8 @@ class CatalogueEntry:
     build: Any  # (intervention, layer, heads, depth) -> tuple[Edit, ...]
     default: str = "first"  # default layer: first | last | all
     needs_heads: bool = False
+    one_head: bool = False
+    needs_temperature: bool = False
 
     def default_layer(self, depth: int) -> int | None:
         return {"first": 0, "last": depth - 1, "all": None}[self.default]
@@ -225,9 +233,10 @@ CATALOGUE: dict[str, CatalogueEntry] = {
     "perfect_copy": CatalogueEntry(
         "logits ← −10⁹ except the context labels, whose logits are one head's query → label "
         "scores (reference pass)",
-        lambda iv, layer, heads, depth: (_one_head(iv), Edit("logits", "copy_scores", (layer,), heads))[1:],
+        lambda iv, layer, heads, depth: (Edit("logits", "copy_scores", (layer,), heads),),
         default="last",
         needs_heads=True,
+        one_head=True,
     ),
     "head_temperature": CatalogueEntry(
         "scores ← scores / τ for the heads (all tokens)",
@@ -237,10 +246,11 @@ CATALOGUE: dict[str, CatalogueEntry] = {
                 "temperature",
                 (layer,),
                 heads,
-                value=1.0 if iv.temperature is None else iv.temperature,
+                value=iv.temperature,
             ),
         ),
         needs_heads=True,
+        needs_temperature=True,
     ),
     "silence_non_label_attn": CatalogueEntry(
         "last layer, query row: scores to exemplar tokens (the query included) ← −10⁹",
@@ -264,20 +274,6 @@ CATALOGUE: dict[str, CatalogueEntry] = {
     "preserve_keys": _preserve("attn.k"),
 }
 """The original study's interventions (its ``opto.py``), each a composition of edits."""
-
-
-def _one_head(iv: Intervention) -> bool:
-    require(len(iv.heads) == 1, "opto", f"{iv.name}: give exactly one head (got {list(iv.heads)})")
-    return True
-
-
-def _check_temperature(iv: Intervention) -> None:
-    if iv.name == "head_temperature":
-        require(
-            iv.temperature is not None and iv.temperature > 0,
-            "opto",
-            "head_temperature: give temperature > 0",
-        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -331,7 +327,6 @@ def expand_all(interventions: Sequence[Intervention], depth: int, n_heads: int) 
     edits: list[Edit] = []
     for iv in interventions:
         iv.check(depth, n_heads)
-        _check_temperature(iv)
         edits.extend(iv.expand(depth, n_heads))
     return tuple(edits)
 

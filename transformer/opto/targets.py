@@ -33,9 +33,11 @@ class TokenContext(NamedTuple):
     labels: Int[Array, "*batch k"]
     classes: Int[Array, "*batch k1"]
 
-
-def _eye(n: int) -> Float[Array, "T T"]:
-    return jnp.eye(n)
+    @classmethod
+    def of(cls, features: Float[Array, "*batch k1 dim"], seqs) -> TokenContext:
+        """The context of sequences ``seqs`` (:class:`~transformer.data.Sequences`) whose exemplar
+        features are ``features``."""
+        return cls(features=features, labels=seqs.labels, classes=seqs.classes)
 
 
 def prev_token_pattern(n_tokens: int) -> Float[Array, "T T"]:
@@ -45,7 +47,7 @@ def prev_token_pattern(n_tokens: int) -> Float[Array, "T T"]:
 
 
 def _with_query_row(row: Float[Array, "*batch T"], n_tokens: int) -> Float[Array, "*batch T T"]:
-    eye = jnp.broadcast_to(_eye(n_tokens), (*row.shape[:-1], n_tokens, n_tokens))
+    eye = jnp.broadcast_to(jnp.eye(n_tokens), (*row.shape[:-1], n_tokens, n_tokens))
     return eye.at[..., -1, :].set(row)
 
 
@@ -81,7 +83,7 @@ def target_pattern(name: str, ctx: TokenContext, temperature: float = 0.0) -> Fl
     if name == "prev_token":
         return prev_token_pattern(n_tokens)
     if name == "self":
-        return _eye(n_tokens)
+        return jnp.eye(n_tokens)
     if name == "induction":
         return induction_pattern(ctx)
     if name == "match":
