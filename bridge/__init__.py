@@ -11,7 +11,10 @@ The public API, importable from here (lazily, so ``import bridge`` stays light):
 Modules: :mod:`bridge.logs` (curves from a log), :mod:`bridge.spec` (what is fitted),
 :mod:`bridge.toy` (the reduced toy as a differentiable function), :mod:`bridge.objective`
 (variable projection), :mod:`bridge.optimise` (Adam then Levenberg–Marquardt, multi-start),
-:mod:`bridge.fitting` (the pipeline), :mod:`bridge.report` (``fit.json``, figures, tables),
+:mod:`bridge.starts` (global search), :mod:`bridge.identify` (profiles, identifiable
+combinations), :mod:`bridge.verdict` (the transience verdict), :mod:`bridge.heldout` (held-out
+curves from full-vector GD), :mod:`bridge.fitting` (the pipeline), :mod:`bridge.report`
+(``fit.json``, figures, tables),
 :mod:`bridge.refine` (integer dimensions), :mod:`bridge.synthetic` (toy-generated curves); the
 command lines :mod:`bridge.fit` and :mod:`bridge.compare`.
 """
@@ -35,7 +38,14 @@ _EXPORTS = {
     "FitResult": "fitting",
     "FitSettings": "fitting",
     "fit_curves": "fitting",
-    "peak_and_fade": "fitting",
+    "peak_and_fade": "verdict",
+    "transience": "verdict",
+    "profile": "identify",
+    "combinations": "identify",
+    "initial_guesses": "starts",
+    "heldout_cases": "heldout",
+    "HeldOutCase": "heldout",
+    "score": "heldout",
     "fit_dict": "report",
     "overlay_figure": "report",
     "summary_lines": "report",

@@ -6,7 +6,8 @@ fitted with the same flags as ``python -m bridge.fit``; the table (Markdown) is 
 contents}) and one ``DIR/NAME/fit.json`` + ``fit.png`` per run. The study predicts a smaller fitted
 μ₁ for matched-exemplar runs, where ICL persists: the table shows μ₁ with its standard error.
 Bad input (any run) prints one line ``error: PARAM: reason`` and exits with status 2 before
-anything is written.
+anything is written; if some fit does not converge the table marks it ``failed`` and the command
+ends with one line ``error: fit did not converge: …`` and status 3.
 """
 
 from __future__ import annotations
@@ -16,10 +17,20 @@ import os
 import sys
 from collections.abc import Sequence
 
-from toymodels._internal import OneLineParser, enable_persistent_cache, prepare_output_dir, write_text_atomic
+from toymodels._internal import enable_persistent_cache, prepare_output_dir, write_text_atomic
+from toymodels._internal.cli_tools import check_output_dir
 from toymodels.errors import ConfigError, require
 
-from .fit import add_fit_arguments, fit_from_args, flag, spec_and_settings, write_outputs
+from .fit import (
+    EXIT_BAD_INPUT,
+    EXIT_NOT_CONVERGED,
+    BridgeParser,
+    add_fit_arguments,
+    fit_from_args,
+    flag,
+    spec_and_settings,
+    write_outputs,
+)
 from .fitting import minimum_points
 from .logs import read_log
 from .report import fit_dict, table_markdown, write_json_atomic
@@ -44,7 +55,7 @@ def run_names(paths: Sequence[str]) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(
+    p = BridgeParser(
         prog="python -m bridge.compare",
         description="Fit the coopetition toy to several transformer runs and tabulate the fitted parameters "
         "side by side.",
@@ -72,11 +83,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 max_seen=args.max_seen,
             )
         names = run_names(paths)
-        out = prepare_output_dir(args.out) if args.out else None
+        if args.out is not None:
+            check_output_dir(args.out)
         results = [fit_from_args(args, path) for path in paths]
+        out = prepare_output_dir(args.out) if args.out is not None else None
     except ConfigError as e:
         print(f"error: {flag(e.param)}: {e.message}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     rows = [(name, fit_dict(r)) for name, r in zip(names, results)]
     table = table_markdown(rows)
     print(table, end="")
@@ -87,6 +100,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_json_atomic({name: d for name, d in rows}, os.path.join(out, "compare.json"))
         write_text_atomic(os.path.join(out, "compare.md"), table)
         print(f"wrote compare.md, compare.json and {len(rows)} fits to {out}")
+    failed = [(name, r.failure) for name, r in zip(names, results) if not r.converged]
+    if failed:
+        print(
+            "error: fit did not converge: " + "; ".join(f"{name}: {why}" for name, why in failed),
+            file=sys.stderr,
+        )
+        return EXIT_NOT_CONVERGED
     return 0
 
 

@@ -3,26 +3,46 @@
 Writes ``FIT_DIR/fit.json`` (see :mod:`bridge.report`) and ``FIT_DIR/fit.png`` (overlay, residuals and
 the toy in its own units), both atomically; with ``--refine-integer`` also ``FIT_DIR/refine.json``.
 A thin layer over :func:`bridge.logs.read_log`, :func:`bridge.fitting.fit_curves` and
-:mod:`bridge.report`. Bad input prints one line ``error: PARAM: reason`` and exits with status 2,
-writing nothing.
+:mod:`bridge.report`. Bad input (a bad flag, a missing, corrupt, truncated or wrongly shaped log,
+non-finite values, an unwritable or file-occupied ``--out``) prints one line
+``error: --flag: reason`` and exits with status 2, creating nothing. A fit that does not converge
+(:func:`bridge.fitting.failure_reason`) prints one line ``error: fit did not converge: reason``,
+writes ``fit.json`` with ``"converged": false`` (no figure, no table) and exits with status 3.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Sequence
 
 from toymodels._internal import OneLineParser, enable_persistent_cache, parse_int_list, prepare_output_dir
+from toymodels._internal.cli_tools import check_output_dir
 from toymodels.errors import ConfigError, require
 
 from .fitting import FitResult, FitSettings, fit_curves, minimum_points
 from .logs import METRICS, parse_curve_names, read_log
 from .optimise import OptimiserSettings
 from .refine import refine_integer
-from .report import fit_dict, overlay_figure, summary_lines, write_json_atomic
+from .report import failure_line, fit_dict, overlay_figure, summary_lines, write_json_atomic
 from .spec import DEFAULT_FREE, TOY_PARAMETERS, FitSpec, spec_for
+
+EXIT_BAD_INPUT = 2
+EXIT_NOT_CONVERGED = 3
+
+
+class BridgeParser(OneLineParser):
+    """Usage errors as ``error: --flag: reason`` (one line, exit status 2)."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        if message.startswith("argument "):
+            flag_, _, reason = message[len("argument ") :].partition(": ")
+            message = f"{flag_.split('/')[0]}: {reason}"
+        elif message.startswith("the following arguments are required: "):
+            message = f"{message.split(': ', 1)[1].split(',')[0]}: required"
+        self.exit(EXIT_BAD_INPUT, f"error: {message}\n")
 
 
 def parse_fixed(items: Sequence[str]) -> dict[str, float]:
@@ -70,14 +90,27 @@ def add_fit_arguments(p: argparse.ArgumentParser) -> None:
         metavar="DELTA",
         help="Huber loss with threshold DELTA (in units of each curve's spread) instead of least squares",
     )
-    g.add_argument("--starts", type=int, default=8, help="number of initial guesses (vmapped)")
+    g.add_argument("--starts", type=int, default=8, help="number of starts minimised (vmapped)")
+    g.add_argument(
+        "--candidates",
+        type=int,
+        default=48,
+        help="random parameter sets screened (× a span grid) for the starts",
+    )
+    g.add_argument("--no-profile", action="store_true", help="skip the profile-likelihood intervals (faster)")
     g.add_argument("--seed", type=int, default=0, help="seed of the random initial guesses")
     g.add_argument("--adam-steps", type=int, default=40)
-    g.add_argument("--lm-steps", type=int, default=80)
+    g.add_argument("--lm-steps", type=int, default=120)
     g.add_argument(
         "--horizon", type=float, default=3.0, help="transience prediction up to HORIZON × the log's length"
     )
-    g.add_argument("--min-points", type=int, default=8, help="refuse logs with fewer evaluations")
+    g.add_argument(
+        "--min-points",
+        type=int,
+        default=4,
+        help="refuse logs with fewer evaluations; the fit itself needs at least the free parameters "
+        "+ 2 per curve + 2 (16 with the defaults)",
+    )
     g.add_argument(
         "--max-seen",
         type=float,
@@ -103,9 +136,23 @@ def spec_and_settings(args: argparse.Namespace) -> tuple[FitSpec, FitSettings]:
     require(args.adam_steps >= 0, "adam-steps", f"must be >= 0 (got {args.adam_steps})")
     require(args.lm_steps >= 1, "lm-steps", f"must be >= 1 (got {args.lm_steps})")
     require(args.min_points >= 4, "min-points", f"must be >= 4 (got {args.min_points})")
+    require(args.starts >= 1, "starts", f"must be >= 1 (got {args.starts})")
+    require(args.candidates >= 1, "candidates", f"must be >= 1 (got {args.candidates})")
+    require(args.seed >= 0, "seed", f"must be >= 0 (got {args.seed})")
+    require(args.skip_first >= 0, "skip-first", f"must be >= 0 (got {args.skip_first})")
+    require(
+        math.isfinite(args.horizon) and args.horizon >= 1, "horizon", f"must be >= 1 (got {args.horizon})"
+    )
+    require(
+        args.max_seen is None or (math.isfinite(args.max_seen) and args.max_seen > 0),
+        "max-seen",
+        f"must be a number > 0 (got {args.max_seen})",
+    )
     spec = spec_for(curves_names, free=free, fixed=parse_fixed(args.fix), robust=args.robust)
     settings = FitSettings(
         n_starts=args.starts,
+        n_candidates=args.candidates,
+        profile=not args.no_profile,
         seed=args.seed,
         optimiser=OptimiserSettings(adam_steps=args.adam_steps, lm_steps=args.lm_steps),
         horizon=args.horizon,
@@ -142,7 +189,7 @@ def write_outputs(result: FitResult, out: str, plot: bool = True) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(
+    p = BridgeParser(
         prog="python -m bridge.fit",
         description="Fit the strategy-coopetition toy (μ₁, α, effective dimensions, time and loss scales) "
         "to a transformer log and write FIT_DIR/fit.json and FIT_DIR/fit.png.",
@@ -170,7 +217,6 @@ def flag(param: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        require(args.starts >= 1, "starts", f"must be >= 1 (got {args.starts})")
         spec, _ = spec_and_settings(args)  # every flag and the log are checked before anything is written
         read_log(
             args.log,
@@ -180,8 +226,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             skip_first=args.skip_first,
             max_seen=args.max_seen,
         )
-        out = prepare_output_dir(args.out)
+        if args.refine_integer:
+            parse_int_list(args.refine_seeds, "refine-seeds")
+        check_output_dir(args.out)
         result = fit_from_args(args, args.log)
+        out = prepare_output_dir(args.out)
+        if not result.converged:
+            write_json_atomic(fit_dict(result), os.path.join(out, "fit.json"))
+            print(f"error: {failure_line(result)} (fit.json records it)", file=sys.stderr)
+            return EXIT_NOT_CONVERGED
         refine = None
         if args.refine_integer:
             refine = refine_integer(result, seeds=parse_int_list(args.refine_seeds, "refine-seeds"))
@@ -191,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             written.append("refine.json")
     except ConfigError as e:
         print(f"error: {flag(e.param)}: {e.message}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     if not args.quiet:
         for line in summary_lines(result):
             print(line)

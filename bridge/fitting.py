@@ -1,22 +1,21 @@
-r"""Fit the coopetition toy to transformer curves: initial guesses, multi-start fit, uncertainty, R²,
-transience prediction.
+r"""Fit the coopetition toy to transformer curves: global search, multi-start fit, identifiability,
+R², transience prediction, and a loud verdict on convergence.
 
 Pipeline of :func:`fit_curves`:
 
 1. Normalise time, :math:`u = s/s_\max`, and per-curve spreads σ_k (see :mod:`bridge.objective`).
-2. Initial guesses (:func:`initial_guesses`): start 0 is the thesis setting (:data:`bridge.spec.DEFAULTS`),
-   the others are drawn log-uniformly from :data:`bridge.spec.START_BOX`. For each, the span T is
-   set so that the toy's reference curve (``total`` if fitted, else the first) completes 90% of its
-   fall (from its first value to its minimum) at the same normalised time as the data's — found
-   from one toy solve per start on a long probe horizon; starts after the first multiply that span by
-   a random factor in [e^-1/2, e^1/2].
-3. Minimise every start (:func:`bridge.optimise.minimise_starts`, vmapped) and keep the best.
-4. Uncertainty (Gauss–Newton): :math:`\mathrm{Cov}(θ) = \hat s^2 (J^\top J)^{-1}` with the projected
-   Jacobian at the optimum (for variable projection this is the covariance of the nonlinear
-   parameters with the linear ones profiled out) and :math:`\hat s^2 = 2\,\mathrm{cost}/(m - p)`,
-   :math:`p` counting scales and offsets; mapped to physical parameters by the delta method. The
-   per-curve scale/offset errors are those of the linear regression *conditional* on θ.
-5. R² per curve (transformer units) and the toy's transience prediction.
+2. Global search (:func:`bridge.starts.initial_guesses`): ``n_candidates`` random parameter sets ×
+   a log grid of spans, screened by their cost in one vmapped forward solve; the best
+   ``n_starts`` become starts.
+3. Minimise every start (:func:`bridge.optimise.minimise_starts`, vmapped) and keep the best;
+   ``basin_starts`` counts the starts that reached its cost (within 1%).
+4. Convergence verdict: the fit has *failed* (``converged = False`` and ``failure`` says why) when
+   no start converged, the condition number of JᵀJ is not finite, or the best cost is no better
+   than that start's initial guess. Nothing downstream presents a failed fit as a result.
+5. Uncertainty: profile-likelihood intervals of μ₁, α and the identifiable combinations
+   (:mod:`bridge.identify`); the Gauss–Newton covariance :math:`\hat s^2 (J^\top J)^{-1}` is kept as
+   ``stderr`` for the ε_x (local, a lower bound), with :math:`\hat s^2 = 2\,\mathrm{cost}/(m - p)`.
+6. R² per curve (transformer units) and the transience verdicts (:mod:`bridge.verdict`).
 """
 
 from __future__ import annotations
@@ -33,11 +32,14 @@ import numpy as np
 from toymodels.errors import require
 from toymodels.precision import numerics
 
+from .identify import combinations, profile
 from .logs import Curves
 from .objective import mapped_curves
 from .optimise import OptimiserSettings, minimise_starts
-from .spec import DEFAULTS, START_BOX, FitSpec
+from .spec import DEFAULTS, EPS_NAMES, EPS_UNIT, FitSpec
+from .starts import initial_guesses
 from .toy import SolveSettings, toy_curves
+from .verdict import transience
 
 SEEN_UNIT = "sequences seen"
 
@@ -47,21 +49,25 @@ class FitSettings:
     """Settings of a fit (everything but the data and the :class:`FitSpec`).
 
     Attributes:
-        n_starts: number of initial guesses (vmapped).
-        seed: seed of the random starts.
+        n_starts: number of starts minimised (vmapped).
+        n_candidates: random parameter sets screened for the starts (each × the span grid).
+        seed: seed of the random candidates.
+        profile: compute the profile-likelihood intervals (:mod:`bridge.identify`).
         optimiser: iteration budget per start.
         solve: Diffrax tolerances of the toy solve.
-        probe_span: toy-time horizon of the span heuristic (the paper's dynamics end by t ≈ 1e4).
-        probe_points: points of the probe/prediction grids.
+        probe_span: unused (kept for old settings files).
+        probe_points: points of the prediction grid.
         horizon: the transience prediction runs to ``horizon`` × the log's last evaluation.
     """
 
     n_starts: int = 8
+    n_candidates: int = 48
     seed: int = 0
+    profile: bool = True
     optimiser: OptimiserSettings = OptimiserSettings()
     solve: SolveSettings = SolveSettings()
     probe_span: float = 1e5
-    probe_points: int = 400
+    probe_points: int = 601
     horizon: float = 3.0
 
     def __post_init__(self) -> None:
@@ -69,6 +75,11 @@ class FitSettings:
             int(self.n_starts) == self.n_starts and self.n_starts >= 1,
             "starts",
             f"must be an integer >= 1 (got {self.n_starts})",
+        )
+        require(
+            int(self.n_candidates) == self.n_candidates and self.n_candidates >= 1,
+            "candidates",
+            f"must be an integer >= 1 (got {self.n_candidates})",
         )
         require(
             self.probe_span > 0 and self.probe_points >= 10, "probe_span", "must be > 0 with >= 10 points"
@@ -84,7 +95,8 @@ class FitResult:
         spec, settings: what was fitted and how.
         curves: the transformer curves that were fitted.
         params: toy parameter → fitted value (free and fixed); ``time_scale`` = s_max/span.
-        stderr: free toy parameter (and ``time_scale``) → standard error (NaN if not estimable).
+        stderr: free toy parameter (and ``time_scale``) → Gauss–Newton standard error (local; NaN
+            if not estimable); the intervals to report are in ``identifiability``.
         scales, offsets, scale_stderr, offset_stderr, r2: per transformer curve.
         prediction: (K, n) fitted curves in transformer units; toy: (K, n) toy curves in toy units.
         cost, initial_cost: best cost and the cost of its own initial guess; start_costs,
@@ -92,6 +104,11 @@ class FitResult:
         transience: predicted vs observed ICL peak and fade (see :func:`transience`).
         toy_grid: the fitted toy on the prediction grid: ``t`` (toy time), ``seen`` and curves.
         seconds: wall-clock time of the fit (including compilation in a fresh process).
+        start_converged: per start, whether its minimisation converged.
+        converged, failure: the verdict on the whole fit (module docstring, step 4).
+        basin_starts: starts whose cost is within 1% of the best; best_converged: whether one of
+            them converged (if not, the reported point hit the iteration cap: a warning, not a failure).
+        screen: record of the global search; identifiability: profile intervals and combinations.
     """
 
     spec: FitSpec
@@ -112,11 +129,17 @@ class FitResult:
     start_costs: np.ndarray
     start_initial_costs: np.ndarray
     iterations: np.ndarray
-    converged: np.ndarray
+    start_converged: np.ndarray
     condition_number: float
     transience: dict[str, Any]
     toy_grid: dict[str, np.ndarray]
     seconds: float
+    converged: bool = True
+    failure: str | None = None
+    basin_starts: int = 0
+    best_converged: bool = True
+    screen: dict[str, Any] = dataclasses.field(default_factory=dict)
+    identifiability: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def dims(self) -> dict[str, float]:
@@ -128,93 +151,6 @@ class FitResult:
         }
 
 
-LANDMARK = 0.9
-
-
-def landmark_time(x: np.ndarray, y: np.ndarray, fraction: float = LANDMARK) -> float:
-    """First x where y has completed ``fraction`` of its fall from y[0] to min(y) (linear
-    interpolation); NaN if it never falls."""
-    y = np.asarray(y, dtype=np.float64)
-    if not np.all(np.isfinite(y)) or y[0] - np.min(y) <= 0:
-        return np.nan
-    level = y[0] - fraction * (y[0] - np.min(y))
-    i = int(np.argmax(y <= level))
-    if i == 0:
-        return float(x[0])
-    f = (y[i - 1] - level) / (y[i - 1] - y[i])
-    return float(x[i - 1] + f * (x[i] - x[i - 1]))
-
-
-def _reference(spec: FitSpec) -> int:
-    names = [b for _, b in spec.curves]
-    return names.index("total") if "total" in names else 0
-
-
-def random_starts(spec: FitSpec, n_starts: int, seed: int) -> list[dict[str, float]]:
-    """Physical initial values: start 0 = :data:`DEFAULTS` (thesis), others log-uniform in
-    :data:`START_BOX`."""
-    rng = np.random.default_rng(seed)
-    starts = []
-    for i in range(n_starts):
-        values = {k: spec.value(k) for k in DEFAULTS}
-        for name in spec.free:
-            if name == "span":
-                continue
-            if i == 0:
-                values[name] = DEFAULTS[name] if DEFAULTS[name] > 0 else START_BOX[name][0]
-            else:
-                lo, hi = START_BOX[name]
-                values[name] = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
-        if "overlap" in spec.free:
-            n_min = min(values["dim_a"], values["dim_bc"], values["dim_d"])
-            values["overlap"] = min(values["overlap"], 0.5 * np.sqrt(n_min))
-        starts.append(values)
-    return starts
-
-
-# forward-only solves (probe and prediction grids) may take many steps: large budget
-PROBE_SOLVE = SolveSettings(rtol=1e-7, atol=1e-9, max_steps=200_000)
-STIFF_SOLVE = SolveSettings(rtol=1e-7, atol=1e-9, max_steps=200_000, solver="kvaerno5")
-
-
-@functools.partial(jax.jit, static_argnums=2)
-def _probe(toy_params, u, settings: SolveSettings = PROBE_SOLVE):
-    """One forward toy solve (compiled once per grid length and solver; the probe and prediction
-    grids share it)."""
-    return toy_curves(toy_params, u, settings)
-
-
-def _probe_grid(n: int) -> np.ndarray:
-    return np.concatenate([[0.0], np.geomspace(1e-4, 1.0, n - 1)])
-
-
-def initial_guesses(spec: FitSpec, curves: Curves, settings: FitSettings) -> np.ndarray:
-    """Unconstrained initial θ, shape (n_starts, n_free), with the span heuristic (module docstring)."""
-    starts = random_starts(spec, settings.n_starts, settings.seed)
-    ref = _reference(spec)
-    u_data = curves.seen / curves.seen[-1]
-    u_half = landmark_time(u_data, curves.values[spec.curves[ref][0]])
-    u_probe = _probe_grid(settings.probe_points)
-    with numerics("float64"):
-        ref_toy = []
-        for s in starts:
-            probe = {k: jnp.asarray(s[k]) for k in DEFAULTS}
-            probe["span"] = jnp.asarray(settings.probe_span)
-            ref_toy.append(
-                np.asarray(_probe(spec.toy_params(probe), jnp.asarray(u_probe))[spec.curves[ref][1]])
-            )
-    rng = np.random.default_rng(settings.seed + 1)
-    for i, s in enumerate(starts):
-        t_half = landmark_time(u_probe * settings.probe_span, ref_toy[i])
-        if np.isfinite(t_half) and np.isfinite(u_half) and u_half > 0 and t_half > 0:
-            s["span"] = float(t_half / u_half)
-        else:
-            s["span"] = settings.probe_span
-        if i > 0:
-            s["span"] *= float(np.exp(rng.uniform(-0.5, 0.5)))
-    return np.stack([spec.unconstrained(s) for s in starts])
-
-
 def _delta_method(
     spec: FitSpec, theta: np.ndarray, cov: np.ndarray, phys: dict[str, float]
 ) -> dict[str, float]:
@@ -224,9 +160,9 @@ def _delta_method(
         sd = float(np.sqrt(cov[i, i])) if cov[i, i] >= 0 else np.nan
         if name.startswith("dim_"):
             out[name] = (phys[name] - 1.0) * sd
-        elif name == "overlap":
-            sig = 1.0 / (1.0 + np.exp(-theta[i]))
-            out[name] = phys[name] * (1.0 - sig) * sd
+        elif name in EPS_NAMES:
+            c = EPS_UNIT * np.cosh(theta[i]) * (1.0 - phys[name] ** 2)  # dε/dθ
+            out[name] = abs(c) * sd
         else:
             out[name] = phys[name] * sd
     return out
@@ -238,69 +174,57 @@ def r_squared(y: np.ndarray, yhat: np.ndarray) -> float:
     return 1.0 - float(np.sum((y - yhat) ** 2)) / ss_tot if ss_tot > 0 else np.nan
 
 
-def peak_and_fade(x: np.ndarray, loss: np.ndarray, fade_fraction: float = 0.5) -> dict[str, Any]:
-    """Where a loss curve is lowest (the ICL peak) and whether, after it, the loss rises back by at
-    least ``fade_fraction`` of its drop (the ICL fades); ``fade_at`` is the first such x (NaN if none).
-
-    ``learned``: the drop from the first value to the minimum is at least 10% of the first value's
-    distance above the curve's floor (its minimum); a curve that only rises has no peak.
-    """
-    loss = np.asarray(loss, dtype=np.float64)
-    if not np.any(np.isfinite(loss)):
-        return {
-            "peak_at": np.nan,
-            "peak_value": np.nan,
-            "drop": np.nan,
-            "learned": False,
-            "fades": False,
-            "fade_at": np.nan,
-            "interior_peak": False,
-            "solve_failed": True,
-        }
-    i = int(np.nanargmin(loss))
-    drop = float(loss[0] - loss[i])
-    after = loss[i:]
-    rises = np.nonzero(after >= loss[i] + fade_fraction * drop)[0] if drop > 0 else np.array([], int)
-    learned = bool(drop > 0 and i > 0)
-    fades = bool(learned and rises.size > 0)
-    return {
-        "peak_at": float(x[i]) if learned else np.nan,
-        "peak_value": float(loss[i]),
-        "drop": drop,
-        "learned": learned,
-        "fades": fades,
-        "fade_at": float(x[i + rises[0]]) if fades else np.nan,
-        "interior_peak": bool(learned and i < loss.size - 1),
-    }
-
-
-def transience(
-    result_params: dict[str, float], toy_grid: dict[str, np.ndarray], curves: Curves, spec: FitSpec
-) -> dict[str, Any]:
-    """Toy prediction of the ICL peak/fade (in sequences seen, up to ``horizon`` × the log) vs the
-    transformer's own ICL curve (if fitted or present)."""
-    pred = peak_and_fade(toy_grid["seen"], toy_grid["mechanism_1"])
-    out: dict[str, Any] = {"predicted": pred, "horizon_seen": float(toy_grid["seen"][-1])}
-    in_log = pred["learned"] and pred["peak_at"] <= curves.seen[-1]
-    out["predicted"]["peak_within_log"] = bool(in_log)
-    icl = next((a for a, b in spec.curves if b == "mechanism_1"), None)
-    if icl is not None:
-        obs = peak_and_fade(curves.seen, curves.values[icl])
-        out["observed"] = obs
-        if pred["learned"] and obs["learned"]:
-            out["peak_ratio_predicted_over_observed"] = pred["peak_at"] / obs["peak_at"]
-    out["predicts_transience"] = bool(pred["fades"])
-    return out
-
-
 def minimum_points(spec: FitSpec) -> int:
     """Fewest evaluations a fit accepts: the free toy parameters plus a scale and an offset per
-    curve, plus two (so that the residual variance has degrees of freedom)."""
+    curve, plus two (so that the residual variance has degrees of freedom). With the default free
+    parameters (8) and three curves: 16."""
     return max(spec.n_free + 2 * len(spec.curves) + 2, 4)
 
 
+# forward-only solves (prediction grid) may take many steps: large budget; the late phase can be stiff
+PROBE_SOLVE = SolveSettings(rtol=1e-7, atol=1e-9, max_steps=200_000)
+STIFF_SOLVE = SolveSettings(rtol=1e-7, atol=1e-9, max_steps=200_000, solver="kvaerno5")
+BASIN_RTOL = 0.01
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _probe(toy_params, u, settings: SolveSettings = PROBE_SOLVE):
+    """One forward toy solve (compiled once per grid length and solver)."""
+    return toy_curves(toy_params, u, settings)
+
+
+def _prediction_grid(spec, phys, horizon, n):
+    """The fitted toy up to ``horizon`` × the log (explicit solver, then implicit, then within the
+    log only); returns (grid, horizon used)."""
+    u_grid = np.linspace(0.0, 1.0, n)
+    grid = {}
+    for h, solve in ((horizon, PROBE_SOLVE), (horizon, STIFF_SOLVE), (1.0, STIFF_SOLVE)):
+        long = dict(phys, span=phys["span"] * h)
+        tp = spec.toy_params({k: jnp.asarray(v) for k, v in long.items() if k in DEFAULTS})
+        grid = {k: np.asarray(v) for k, v in jax.device_get(_probe(tp, jnp.asarray(u_grid), solve)).items()}
+        if all(np.all(np.isfinite(v)) for v in grid.values()):
+            return u_grid, grid, h
+    return u_grid, grid, h
+
+
+def failure_reason(costs, initial_costs, converged, best: int, cond: float) -> str | None:
+    """Why a fit failed (module docstring, step 4), or None."""
+    if not np.isfinite(costs[best]):
+        return "every start failed (the toy solve returned NaN)"
+    if not np.any(converged & np.isfinite(costs)):
+        return "no start converged within the iteration budget (try --lm-steps or --starts)"
+    if not np.isfinite(cond):
+        return "the condition number of JᵀJ is not finite (a parameter has no effect on the curves)"
+    if not costs[best] < initial_costs[best]:
+        return (
+            f"the best cost {costs[best]:.4g} is no better than its initial guess {initial_costs[best]:.4g}"
+        )
+    return None
+
+
 def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSettings()) -> FitResult:
-    """Fit the toy to ``curves`` (all of ``spec.curve_names`` must be present)."""
+    """Fit the toy to ``curves`` (all of ``spec.curve_names`` must be present); see the module
+    docstring. A failed fit is returned with ``converged = False`` and its ``failure``."""
     t0 = time.perf_counter()
     for name in spec.curve_names:
         require(
@@ -313,52 +237,28 @@ def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSetting
     u = curves.seen / s_max
     Y = np.stack([curves.values[n] for n in spec.curve_names])
     sigma = Y.std(axis=1)
-    theta0 = initial_guesses(spec, curves, settings)
+    theta0, screen = initial_guesses(
+        spec, u, Y, sigma, settings.n_starts, settings.n_candidates, settings.seed, settings.solve
+    )
+    args = (jnp.asarray(u), jnp.asarray(Y), jnp.asarray(sigma))
     with numerics("float64"):
         res = jax.device_get(
-            minimise_starts(
-                spec,
-                settings.solve,
-                settings.optimiser,
-                jnp.asarray(theta0),
-                jnp.asarray(u),
-                jnp.asarray(Y),
-                jnp.asarray(sigma),
-            )
+            minimise_starts(spec, settings.solve, settings.optimiser, jnp.asarray(theta0), *args)
         )
-        costs = np.asarray(res.cost)
-        best = int(np.argmin(np.where(np.isfinite(costs), costs, np.inf)))
-        require(
-            np.isfinite(costs[best]),
-            "log",
-            "every start failed (the toy solve returned NaN); try other --starts/--seed",
-        )
+        costs = np.where(np.isfinite(np.asarray(res.cost)), np.asarray(res.cost), np.inf)
+        best = int(np.argmin(costs))
         theta = np.asarray(res.theta[best])
-        M, scales, offsets, pred = jax.device_get(
-            _mapped_jit(
-                spec, jnp.asarray(theta), jnp.asarray(u), jnp.asarray(Y), jnp.asarray(sigma), settings.solve
-            )
+        M, scales, offsets, pred = (
+            np.asarray(x)
+            for x in jax.device_get(_mapped_jit(spec, jnp.asarray(theta), *args, settings.solve))
         )
         phys = {k: float(v) for k, v in spec.physical(jnp.asarray(theta)).items()}
-        # prediction grid: the toy in its own time up to horizon × the log
-        u_grid = np.linspace(0.0, 1.0, settings.probe_points)
-        # the late phase can be stiff: explicit solver first, then implicit, then within the log only
-        for horizon, solve in (
-            (settings.horizon, PROBE_SOLVE),
-            (settings.horizon, STIFF_SOLVE),
-            (1.0, STIFF_SOLVE),
-        ):
-            long = dict(phys, span=phys["span"] * horizon)
-            tp = spec.toy_params({k: jnp.asarray(v) for k, v in long.items()})
-            grid = jax.device_get(_probe(tp, jnp.asarray(u_grid), solve))
-            if all(np.all(np.isfinite(v)) for v in grid.values()):
-                break
-    M, scales, offsets, pred = (np.asarray(x) for x in (M, scales, offsets, pred))
+        u_grid, grid, horizon = _prediction_grid(spec, phys, settings.horizon, settings.probe_points)
     K, n = Y.shape
-    J = np.asarray(res.jacobian[best])
-    m, p = J.shape
-    dof = m - p - 2 * K
-    s2 = 2.0 * costs[best] / dof if dof > 0 else np.nan
+    J = np.asarray(res.jacobian[best])[: K * n]
+    p = J.shape[1]
+    dof = K * n - p - 2 * K
+    s2 = 2.0 * costs[best] / dof if dof > 0 and np.isfinite(costs[best]) else np.nan
     JtJ = J.T @ J
     try:
         cov = s2 * np.linalg.pinv(JtJ)
@@ -366,6 +266,7 @@ def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSetting
         cond = float(ev[-1] / ev[0]) if ev[0] > 0 else np.inf
     except np.linalg.LinAlgError:
         cov, cond = np.full((p, p), np.nan), np.inf
+    failure = failure_reason(costs, np.asarray(res.initial_cost), np.asarray(res.converged), best, cond)
     stderr = _delta_method(spec, theta, cov, phys)
     phys["time_scale"] = s_max / phys["span"]
     if "span" in stderr:
@@ -374,8 +275,7 @@ def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSetting
     r2 = {nm: r_squared(Y[k], pred[k]) for k, nm in enumerate(names)}
     sc_err, of_err = {}, {}
     for k, nm in enumerate(names):
-        resid = Y[k] - pred[k]
-        var = float(np.sum(resid**2) / max(n - 2, 1))
+        var = float(np.sum((Y[k] - pred[k]) ** 2) / max(n - 2, 1))
         X = np.stack([M[k], np.ones(n)], axis=1)
         try:
             c = var * np.linalg.inv(X.T @ X)
@@ -384,12 +284,26 @@ def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSetting
             sc_err[nm] = of_err[nm] = np.nan
         if offsets[k] == 0.0:
             of_err[nm] = np.nan  # at its bound
-    toy_grid = {
-        "t": u_grid * long["span"],
-        "seen": u_grid * s_max * horizon,
-        **{k: np.asarray(v) for k, v in grid.items()},
+    toy_grid = {"t": u_grid * phys["span"] * horizon, "seen": u_grid * s_max * horizon, **grid}
+    icl = next((a for a, b in spec.curves if b == "mechanism_1"), None)
+    trans = transience(toy_grid, curves.seen, None if icl is None else curves.values[icl])
+    ident: dict[str, Any] = {
+        "combinations": combinations(phys, s_max),
+        "not_determined": ["dim_level"] if "dim_a" not in spec.free else [],
+        "dim_a_reference": phys["dim_a"],
     }
-    trans = transience(phys, toy_grid, curves, spec)
+    if settings.profile and failure is None:
+        with numerics("float64"):
+            ident["profile"] = profile(
+                spec, settings.solve, settings.optimiser, theta, costs[best], s2, *args,
+                phys, s_max, settings.n_starts,
+            )  # fmt: skip
+        for key, v in ident["profile"]["parameters"].items():
+            if not v["determined"]:
+                ident["not_determined"].append(key)
+    in_basin = costs <= costs[best] * (1 + BASIN_RTOL) + 1e-300
+    basin = int(np.sum(in_basin))
+    best_converged = bool(np.any(in_basin & np.asarray(res.converged)))
     return FitResult(
         spec=spec,
         settings=settings,
@@ -409,25 +323,21 @@ def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSetting
         start_costs=costs,
         start_initial_costs=np.asarray(res.initial_cost),
         iterations=np.asarray(res.iterations),
-        converged=np.asarray(res.converged),
+        start_converged=np.asarray(res.converged),
         condition_number=cond,
         transience=trans,
         toy_grid=toy_grid,
         seconds=time.perf_counter() - t0,
+        converged=failure is None,
+        failure=failure,
+        basin_starts=basin,
+        best_converged=best_converged,
+        screen=screen,
+        identifiability=ident,
     )
 
 
 _mapped_jit = jax.jit(mapped_curves, static_argnums=(0, 5))
 
 
-__all__ = [
-    "FitResult",
-    "FitSettings",
-    "fit_curves",
-    "minimum_points",
-    "initial_guesses",
-    "peak_and_fade",
-    "r_squared",
-    "random_starts",
-    "transience",
-]
+__all__ = ["FitResult", "FitSettings", "failure_reason", "fit_curves", "minimum_points", "r_squared"]

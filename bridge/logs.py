@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from toymodels.errors import require
+from toymodels.errors import ConfigError, require
 from transformer.log import ALIASES, evaluator_group, open_log, read_config
 
 EVALUATOR_OF: dict[str, str] = {
@@ -204,14 +204,29 @@ def read_log(
     """Read curves from a transformer ``log.h5`` (dropping the first ``skip_first`` evaluations and
     those after ``max_seen`` sequences seen).
 
-    Raises :class:`ConfigError` (parameter ``log``) if the file is missing or unreadable, lacks an
-    evaluator needed by ``curves``, has fewer than ``min_points`` evaluations or non-finite values.
+    Raises :class:`ConfigError` (parameter ``log``) if the file is missing, unreadable, truncated or
+    malformed, lacks an evaluator needed by ``curves``, has fewer than ``min_points`` evaluations or
+    non-finite values.
     """
     path = os.fspath(path)
     curves = parse_curve_names(curves)
     require(metric in METRICS, "metric", f"must be one of {METRICS} (got {metric!r})")
+    try:
+        curves = _read(path, curves, metric)
+    except (KeyError, OSError, ValueError, TypeError, IndexError, RuntimeError) as e:
+        # truncated files, wrongly typed or shaped datasets: h5py/NumPy errors become one line
+        raise ConfigError("log", f"{path}: malformed log ({type(e).__name__}: {e})") from None
+    if max_seen is not None:
+        curves = curves.until(max_seen)
+    if skip_first:
+        curves = curves.skip_first(skip_first)
+    return curves.validate(min_points)
+
+
+def _read(path: str, curves: tuple[str, ...], metric: str) -> Curves:
     with open_log(path, "log") as f:
         seen = np.asarray(f["eval_iter"][()], dtype=np.float64)
+        require(seen.ndim == 1, "log", f"{path}: eval_iter must be 1-d (got shape {seen.shape})")
         values, sources = {}, {}
         for name in curves:
             if name == "total":
@@ -225,12 +240,7 @@ def read_log(
                 f"{path}: curve {name!r} has {y.shape[0]} evaluations but eval_iter has {seen.shape[0]}",
             )
         config = read_config(f)
-    curves = Curves(seen=seen, values=values, metric=metric, source=path, sources=sources, config=config)
-    if max_seen is not None:
-        curves = curves.until(max_seen)
-    if skip_first:
-        curves = curves.skip_first(skip_first)
-    return curves.validate(min_points)
+    return Curves(seen=seen, values=values, metric=metric, source=path, sources=sources, config=config)
 
 
 __all__ = ["CURVE_NAMES", "Curves", "EVALUATOR_OF", "METRICS", "MIN_POINTS", "parse_curve_names", "read_log"]

@@ -13,6 +13,11 @@ the Diffrax solve) at a *candidate* θ, and keeps the best point seen so far:
   λ ÷ 3 after an improvement, × 4 otherwise (Marquardt's scaling; converges quadratically near a zero-residual
   minimum, which the noise-free recovery tests need).
 
+Profiles (:mod:`bridge.identify`) reuse the same compiled program: every start carries an
+:class:`Anchor`, a residual row :math:`\sqrt{w}\,(v\cdot θ - t)` appended to :math:`r` (weight
+:math:`w = 0` for an ordinary start) and its own number of Adam iterations (0 for a profile point
+started at the optimum), so a profile point is the same minimisation with one direction pinned.
+
 A candidate whose solve fails (NaN) is simply rejected. The loop stops after
 ``adam_steps + lm_steps`` evaluations, once LM has converged (relative improvement of an accepted
 step < ``ftol``, cost < 1e-28, or λ > 1e12), or at once if the initial guess's solve fails. The
@@ -55,13 +60,41 @@ class OptimiserSettings:
         lm_steps: maximum Levenberg–Marquardt iterations.
         lm_lambda0: initial damping λ.
         ftol: LM stops when an accepted step improves the cost by less than this fraction.
+        gtol: LM stops when the largest cosine between the residual vector and a column of the
+            Jacobian at the best point is below this (a stationary point; MINPACK's test).
     """
 
     adam_steps: int = 40
     adam_lr: float = 0.05
-    lm_steps: int = 80
+    lm_steps: int = 120
     lm_lambda0: float = 1e-2
     ftol: float = 1e-10
+    gtol: float = 1e-6
+
+
+class Anchor(eqx.Module):
+    """Per-start extras (traced, so every start of one compiled call may differ).
+
+    Attributes:
+        direction: v, shape (p,); the pinned combination v·θ of the unconstrained parameters.
+        target: t, the value v·θ is pinned to; weight: w ≥ 0 (0: no anchor).
+        adam_steps: Adam iterations of this start (≤ the static budget ``OptimiserSettings.adam_steps``).
+    """
+
+    direction: Float[Array, " p"]
+    target: Float[Array, ""]
+    weight: Float[Array, ""]
+    adam_steps: Array
+
+    @classmethod
+    def free(cls, n_starts: int, p: int, adam_steps: int) -> Anchor:
+        """No anchor for any of ``n_starts`` starts."""
+        return cls(
+            direction=jnp.zeros((n_starts, p)),
+            target=jnp.zeros((n_starts,)),
+            weight=jnp.zeros((n_starts,)),
+            adam_steps=jnp.full((n_starts,), adam_steps, dtype=jnp.int32),
+        )
 
 
 class StartResult(eqx.Module):
@@ -87,20 +120,28 @@ def _lm_step(J, r, lam, max_step=1.0):
     return jnp.where(jnp.all(jnp.isfinite(delta)), delta, 0.0)
 
 
+def anchored_residuals(spec: FitSpec, solve: SolveSettings, theta, u, Y, sigma, anchor: Anchor):
+    """The projected residuals with the anchor row appended (length K·n + 1)."""
+    r = residuals(spec, solve, theta, u, Y, sigma)
+    row = jnp.sqrt(anchor.weight) * (jnp.dot(anchor.direction, theta) - anchor.target)
+    return jnp.concatenate([r, row[None]])
+
+
 def minimise_one(
-    spec: FitSpec, solve: SolveSettings, opt: OptimiserSettings, theta0, u, Y, sigma
+    spec: FitSpec, solve: SolveSettings, opt: OptimiserSettings, theta0, u, Y, sigma, anchor: Anchor
 ) -> StartResult:
-    """Minimise the projected cost from one initial θ (pure; vmap over ``theta0``)."""
-    res_fn = functools.partial(residuals, spec, solve)
+    """Minimise the projected cost from one initial θ (pure; vmap over ``theta0`` and ``anchor``)."""
+    res_fn = functools.partial(anchored_residuals, spec, solve)
 
     def r_and_j(theta):
-        J, r = jax.jacfwd(lambda t: (res_fn(t, u, Y, sigma),) * 2, has_aux=True)(theta)
+        J, r = jax.jacfwd(lambda t: (res_fn(t, u, Y, sigma, anchor),) * 2, has_aux=True)(theta)
         return r, J
 
     adam = optax.adam(opt.adam_lr)
     cheap = jnp.zeros_like(theta0)  # span = e^0 = 1: a near-instant solve
-    m = Y.size
+    m = Y.size + 1
     p = theta0.shape[0]
+    n_adam = jnp.minimum(anchor.adam_steps, opt.adam_steps)
     total = opt.adam_steps + opt.lm_steps
     init = dict(
         k=jnp.asarray(0),
@@ -121,23 +162,32 @@ def minimise_one(
         cost = jnp.where(ok, cost_of(r), jnp.inf)
         improved = cost < s["cost_best"]
         rel = (s["cost_best"] - cost) / jnp.maximum(s["cost_best"], 1e-300)
-        in_adam = s["k"] < opt.adam_steps
+        in_adam = s["k"] < n_adam
         best = jnp.where(improved, s["cand"], s["best"])
         cost_best = jnp.where(improved, cost, s["cost_best"])
         r_best = jnp.where(improved, r, s["r_best"])
         J_best = jnp.where(improved, J, s["J_best"])
         lam = jnp.where(in_adam, s["lam"], jnp.where(improved, s["lam"] / 3.0, s["lam"] * 4.0))
         lam = jnp.clip(lam, 1e-12, 1e13)
-        converged = ~in_adam & ((improved & (rel < opt.ftol)) | (cost_best < 1e-28) | (lam >= 1e12))
-        converged = converged | ~jnp.isfinite(cost_best)  # the initial guess itself failed: give up
+        # MINPACK-style gradient test at the best point: the largest cosine between the residual and a
+        # column of J (0 at a stationary point, whatever the residual's size)
+        g = J_best.T @ r_best
+        col = jnp.sqrt(jnp.sum(J_best * J_best, axis=0)) * jnp.sqrt(jnp.sum(r_best * r_best))
+        cosine = jnp.max(jnp.abs(g) / jnp.maximum(col, 1e-300))
+        stationary = jnp.isfinite(cosine) & (cosine < opt.gtol)
+        converged = ~in_adam & (
+            (improved & (rel < opt.ftol)) | (cost_best < 1e-28) | (lam >= 1e12) | stationary
+        )
+        # the initial guess itself failed: give up (done, but not converged)
+        converged = converged | ~jnp.isfinite(cost_best)
         # Adam: a step from the candidate just evaluated (from the best point if it failed)
-        g = jnp.where(jnp.isfinite(cost), J.T @ r, 0.0)
+        g = jnp.where(jnp.isfinite(cost), J.T @ r, 0.0)  # Adam's gradient, at the candidate
         start = jnp.where(jnp.isfinite(cost), s["cand"], best)
         updates, adam_state = adam.update(g, s["adam_state"], start)
         adam_next = optax.apply_updates(start, updates)
         lm_next = best + _lm_step(J_best, r_best, lam)
         k = s["k"] + 1
-        cand = jnp.where(k < opt.adam_steps, adam_next, lm_next)
+        cand = jnp.where(k < n_adam, adam_next, lm_next)
         # under vmap a finished start still runs the loop body until every start is done: give it
         # a candidate whose solve is trivially cheap (toy-time span 1) instead of its last one
         cand = jnp.where(converged, cheap, cand)
@@ -165,16 +215,30 @@ def minimise_one(
         residuals=s["r_best"],
         jacobian=s["J_best"],
         iterations=s["k"],
-        converged=s["done"],
+        converged=s["done"] & jnp.isfinite(s["cost_best"]),
     )
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _minimise_starts(spec, solve, opt, theta0, u, Y, sigma, anchor) -> StartResult:
+    return jax.vmap(lambda t, a: minimise_one(spec, solve, opt, t, u, Y, sigma, a))(theta0, anchor)
+
+
 def minimise_starts(
-    spec: FitSpec, solve: SolveSettings, opt: OptimiserSettings, theta0, u, Y, sigma
+    spec: FitSpec, solve: SolveSettings, opt: OptimiserSettings, theta0, u, Y, sigma, anchor=None
 ) -> StartResult:
-    """:func:`minimise_one` vmapped over starts ``theta0`` of shape (n_starts, p)."""
-    return jax.vmap(lambda t: minimise_one(spec, solve, opt, t, u, Y, sigma))(theta0)
+    """:func:`minimise_one` vmapped over starts ``theta0`` of shape (n_starts, p) (and ``anchor``,
+    default: none). One compiled program per spec, settings and shapes."""
+    if anchor is None:
+        anchor = Anchor.free(theta0.shape[0], theta0.shape[1], opt.adam_steps)
+    dtype = jnp.asarray(theta0).dtype
+    anchor = Anchor(
+        direction=jnp.asarray(anchor.direction, dtype),
+        target=jnp.asarray(anchor.target, dtype),
+        weight=jnp.asarray(anchor.weight, dtype),
+        adam_steps=jnp.asarray(anchor.adam_steps, jnp.int32),
+    )
+    return _minimise_starts(spec, solve, opt, theta0, u, Y, sigma, anchor)
 
 
 def minimise_starts_loop(
@@ -182,10 +246,21 @@ def minimise_starts_loop(
 ) -> list[StartResult]:
     """The unvmapped baseline: one compiled start at a time (for the benchmark)."""
     one = _minimise_one_jit
-    return [one(spec, solve, opt, t, u, Y, sigma) for t in theta0]
+    p = theta0.shape[1]
+    free = Anchor.free(1, p, opt.adam_steps)
+    a = jax.tree.map(lambda x: x[0], free)
+    return [one(spec, solve, opt, t, u, Y, sigma, a) for t in theta0]
 
 
 _minimise_one_jit = jax.jit(minimise_one, static_argnums=(0, 1, 2))
 
 
-__all__ = ["OptimiserSettings", "StartResult", "minimise_one", "minimise_starts", "minimise_starts_loop"]
+__all__ = [
+    "Anchor",
+    "OptimiserSettings",
+    "StartResult",
+    "anchored_residuals",
+    "minimise_one",
+    "minimise_starts",
+    "minimise_starts_loop",
+]

@@ -1,12 +1,16 @@
 """Outputs of a fit: ``fit.json`` (atomic), the overlay figure (thesis Fig. 5.9 style) and text tables.
 
-``fit.json`` keys: ``mu1``, ``mu2``, ``alpha``, ``dims`` {a, b, c, d}, ``overlap``, ``time_scale``
+``fit.json`` keys: ``converged`` (false: the fit failed, ``failure`` says why, and no number in
+the file is a result), ``mu1``, ``mu2``, ``alpha``, ``dims`` {a, b, c, d} (``dims.a`` is the
+convention :data:`bridge.spec.DIM_A_REFERENCE` unless fitted), ``eps`` {a, b, c, d}, ``identifiability``
+(identifiable combinations, profile intervals, what is not determined), ``time_scale``
 (sequences seen per unit of toy time), ``span`` (toy time at the last evaluation), ``stderr``
 {parameter: standard error, free parameters only, ``dims`` as dim_a/dim_bc/dim_d},
 ``curves`` {name: {``scale``, ``offset``, ``scale_stderr``, ``offset_stderr``, ``r2``, ``source``,
 ``toy_curve``}}, ``transience`` (predicted vs observed ICL peak/fade, sequences seen), ``fit``
-(cost, initial cost, per-start costs, iterations, convergence, condition number, seconds, spec and
-settings) and ``log`` (path, evaluation points, metric, the run's config).
+(cost, initial cost, per-start costs, iterations, per-start convergence, ``basin_starts``, the
+global-search record, condition number, seconds, spec and settings) and ``log`` (path, evaluation
+points, metric, the run's config).
 """
 
 from __future__ import annotations
@@ -68,11 +72,14 @@ def fit_dict(result: FitResult) -> dict[str, Any]:
     settings = dataclasses.asdict(result.settings)
     return jsonable(
         {
+            "converged": result.converged,
+            "failure": result.failure,
             "mu1": p["mu1"],
             "mu2": p["mu2"],
             "alpha": p["alpha"],
             "dims": result.dims,
-            "overlap": p["overlap"],
+            "eps": {"a": p["eps_a"], "b": p["eps_bc"], "c": p["eps_bc"], "d": p["eps_d"]},
+            "identifiability": result.identifiability,
             "time_scale": p["time_scale"],
             "span": p["span"],
             "stderr": result.stderr,
@@ -84,7 +91,10 @@ def fit_dict(result: FitResult) -> dict[str, Any]:
                 "start_costs": result.start_costs,
                 "start_initial_costs": result.start_initial_costs,
                 "iterations": result.iterations,
-                "converged": result.converged,
+                "start_converged": result.start_converged,
+                "basin_starts": result.basin_starts,
+                "best_converged": result.best_converged,
+                "global_search": result.screen,
                 "condition_number": result.condition_number,
                 "seconds": result.seconds,
                 "spec": result.spec.to_dict(),
@@ -117,21 +127,45 @@ def _fmt(value: float, err: float | None = None) -> str:
     return s
 
 
-def summary_lines(result: FitResult) -> list[str]:
-    """A short human-readable summary."""
-    p, e = result.params, result.stderr
+def failure_line(result: FitResult) -> str:
+    """The one line that reports a failed fit."""
+    return f"fit did not converge: {result.failure}"
 
-    def val(name: str) -> str:
-        return _fmt(p[name], e.get(name))
+
+def _interval(v: dict[str, Any]) -> str:
+    lo = "not determined" if v["lower"] is None else f"{v['lower']:.3g}"
+    hi = "not determined" if v["upper"] is None else f"{v['upper']:.3g}"
+    return f"{v['value']:.4g} [95% profile: {lo} … {hi}]"
+
+
+def summary_lines(result: FitResult) -> list[str]:
+    """A short human-readable summary (one line if the fit failed)."""
+    if not result.converged:
+        return [failure_line(result)]
+    p = result.params
+    ident = result.identifiability
+    prof = ident.get("profile", {}).get("parameters", {})
+    comb = ident["combinations"]
+
+    def val(key: str) -> str:
+        return _interval(prof[key]) if key in prof else f"{comb[key]:.4g} (not profiled)"
 
     lines = [
         f"fit of {result.curves.source} ({result.curves.n_points} evaluations, "
-        f"{len(result.spec.curves)} curves, {len(result.start_costs)} starts, {result.seconds:.1f} s)",
-        f"  mu1 = {val('mu1')}   mu2 = {val('mu2')}   alpha = {val('alpha')}",
-        f"  dims: a = {val('dim_a')}, b = c = {val('dim_bc')}, d = {val('dim_d')}"
-        f"   overlap = {val('overlap')}",
-        f"  time scale = {val('time_scale')} sequences per unit toy time (span {p['span']:.4g})",
+        f"{len(result.spec.curves)} curves, {len(result.start_costs)} starts, "
+        f"{result.basin_starts} reached the best basin, {result.seconds:.1f} s)",
+        f"  mu1 = {val('mu1')}",
+        f"  alpha = {val('alpha')}",
+        f"  tau*n_a = {val('tau_na')} sequences per unit of a's normalised time",
+        f"  n_bc/n_a = {val('ratio_bc')}   n_d/n_a = {val('ratio_d')}",
+        "  eps (P(0)/n) = " + ", ".join(f"{v} {p['eps_' + v]:+.3g}" for v in ("a", "bc", "d")),
     ]
+    if ident.get("not_determined"):
+        lines.append(
+            "  not determined: "
+            + ", ".join(ident["not_determined"])
+            + f" (dims shown with n_a = {ident['dim_a_reference']:g} by convention)"
+        )
     for name in result.spec.curve_names:
         lines.append(
             f"  {name:10s} R² = {result.r2[name]:.4f}   "
@@ -143,10 +177,10 @@ def summary_lines(result: FitResult) -> list[str]:
     if pr.get("solve_failed"):
         lines.append("  toy: the prediction solve failed (no transience prediction)")
     elif pr["learned"]:
-        fade = f"fades by {pr['fade_at']:.3g}" if pr["fades"] else f"does not fade by {t['horizon_seen']:.3g}"
+        fade = f"fades by {pr['fade_at']:.3g}" if pr["fades"] else "does not fade within the log"
         lines.append(f"  toy: ICL peaks at {pr['peak_at']:.3g} sequences seen and {fade}")
     else:
-        lines.append("  toy: mechanism 1 is never learned within the horizon")
+        lines.append("  toy: mechanism 1 is not learned within the log")
     if "observed" in t:
         ob = t["observed"]
         if ob["learned"]:
@@ -155,8 +189,13 @@ def summary_lines(result: FitResult) -> list[str]:
                 f"  transformer: ICL loss is lowest at {ob['peak_at']:.3g} sequences seen and {fade}"
             )
         else:
-            lines.append("  transformer: the ICL loss never falls below its first value")
+            lines.append("  transformer: the ICL loss is not learned (no interior minimum)")
     lines.append(f"  cost {result.cost:.4g} (its initial guess: {result.initial_cost:.4g})")
+    if not result.best_converged:
+        lines.append(
+            "  warning: no start in the best basin converged (they hit the iteration cap); "
+            "other starts did — try --lm-steps"
+        )
     return lines
 
 
@@ -204,6 +243,11 @@ def overlay_figure(result: FitResult):
     ax = axes[2]
     g = result.toy_grid
     mu1 = result.params["mu1"]
+    # below the solve's tolerance the curves are the solver's noise floor, not the model: clip there
+    floor = result.settings.solve.atol
+    g = {
+        k: (np.maximum(v, floor) if k in ("mechanism_1", "mechanism_2", "total") else v) for k, v in g.items()
+    }
     ax.plot(
         g["t"],
         g["mechanism_1"] + mu1,
@@ -214,11 +258,13 @@ def overlay_figure(result: FitResult):
     ax.plot(g["t"], g["mechanism_2"], color="tab:orange", lw=1.6, label="mechanism 2 loss")
     ax.plot(g["t"], g["total"], color="black", ls="--", lw=1.2, label="total loss")
     ax.axvline(result.params["span"], color="grey", ls=":", lw=1, label="end of the log")
+    ax.axhline(floor, color="grey", ls="-", lw=0.6, alpha=0.5, label=f"solve tolerance ({floor:g})")
     ax.set_yscale("log")
     ax.set_xlabel("toy time t (= sequences seen / time scale)")
+    pp = result.params
     ax.set_title(
-        f"fitted toy: α={result.params['alpha']:.3g}, dims a={result.params['dim_a']:.3g}, "
-        f"b=c={result.params['dim_bc']:.3g}, d={result.params['dim_d']:.3g}",
+        f"fitted toy: α={pp['alpha']:.3g}, n_bc/n_a={pp['dim_bc'] / pp['dim_a']:.3g}, "
+        f"n_d/n_a={pp['dim_d'] / pp['dim_a']:.3g}" + ("" if result.converged else "  — FIT DID NOT CONVERGE"),
         fontsize=9,
     )
     ax.legend(fontsize=7)
@@ -235,14 +281,22 @@ def table_markdown(rows: list[tuple[str, dict[str, Any]]]) -> str:
     """Side-by-side Markdown table of ``fit.json`` dictionaries (one column per run)."""
 
     def cell(d, key):
+        """A value, with its profile interval where one was computed; no Gauss–Newton ± (dims and
+        the time scale are those of the n_a convention: their level is not determined)."""
+        if not d.get("converged", True):
+            return "failed"
         if key in ("dim_a", "dim_bc", "dim_d"):
             v = d["dims"]["a" if key == "dim_a" else "b" if key == "dim_bc" else "d"]
-        else:
-            v = d.get(key)
-        err = d.get("stderr", {}).get(key)
-        return _fmt(v if v is not None else np.nan, err)
+            return _fmt(v) + (" (convention)" if key == "dim_a" else "")
+        v = d.get(key, ((d.get("identifiability") or {}).get("combinations") or {}).get(key))
+        prof = ((d.get("identifiability") or {}).get("profile") or {}).get("parameters", {})
+        s = _fmt(v if v is not None else np.nan)
+        if key in prof:
+            lo, hi = prof[key]["lower"], prof[key]["upper"]
+            s += f" [{'n.d.' if lo is None else f'{lo:.3g}'} … {'n.d.' if hi is None else f'{hi:.3g}'}]"
+        return s
 
-    keys = ["mu1", "mu2", "alpha", "dim_a", "dim_bc", "dim_d", "overlap", "time_scale"]
+    keys = ["mu1", "mu2", "alpha", "tau_na", "ratio_bc", "ratio_d", "dim_a", "dim_bc", "dim_d", "time_scale"]
     head = "| parameter | " + " | ".join(name for name, _ in rows) + " |"
     sep = "|---|" + "---|" * len(rows)
     lines = [head, sep]
@@ -252,7 +306,10 @@ def table_markdown(rows: list[tuple[str, dict[str, Any]]]) -> str:
     for c in curve_names:
         lines.append(
             f"| R² {c} | "
-            + " | ".join(_fmt(d["curves"][c]["r2"]) if c in d["curves"] else "–" for _, d in rows)
+            + " | ".join(
+                _fmt(d["curves"][c]["r2"]) if c in d["curves"] and d.get("converged", True) else "–"
+                for _, d in rows
+            )
             + " |"
         )
     for key, label in (("peak_at", "toy ICL peak (seen)"), ("fade_at", "toy ICL fade (seen)")):
@@ -267,10 +324,16 @@ def table_markdown(rows: list[tuple[str, dict[str, Any]]]) -> str:
         + " |"
     )
     lines.append("| cost | " + " | ".join(_fmt(d["fit"]["cost"]) for _, d in rows) + " |")
+    lines.append(
+        "| converged | "
+        + " | ".join("yes" if d["converged"] else f"NO: {d['failure']}" for _, d in rows)
+        + " |"
+    )
     return "\n".join(lines) + "\n"
 
 
 __all__ = [
+    "failure_line",
     "fit_dict",
     "jsonable",
     "overlay_figure",

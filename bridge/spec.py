@@ -13,10 +13,23 @@ name          meaning                                                transform
 ``dim_a``     effective dimension of a (ICL-only, Layer 1) ≥ 1        n = 1 + e^θ
 ``dim_bc``    effective dimension of the shared b and c ≥ 1           n = 1 + e^θ
 ``dim_d``     effective dimension of d (CIWL-only, Layer 1) ≥ 1       n = 1 + e^θ
-``overlap``   initial overlap z (all vectors), 0 < z < √min n         z = √min n · sigmoid(θ)
+``eps_x``     signed normalised initial overlap ε_x = P_x(0)/n_x,    ε = tanh(10⁻³ sinh θ)
+              x ∈ {a, bc, d} (b and c share one); |ε| < 1
 ============  =====================================================  ======================
 
 A parameter that is not free keeps its value in ``fixed`` (defaults :data:`DEFAULTS`; σ = 1).
+
+Identifiability (docs/bridge.md). With p = P/n, q = Q/n, r = R/n the reduced flow of vector x is
+that of a dimension-free system slowed by 1/n_x, started at p_x(0) = ε_x, q_x(0) = σ² (r = 1 for the
+typical statistics): the curves depend on the dimensions only through the time constants τ·n_x
+and the overlaps ε_x. With every ε_x free the dimension *level* is exactly degenerate, so by
+default ``dim_a`` is fixed (:data:`DIM_A_REFERENCE`, a convention, not a measurement) and the
+identifiable combinations are n_bc/n_a, n_d/n_a, τ·n_a and the ε_x. b and c share one ε as they
+share one dimension: with equal rates, their overlaps enter the curves almost symmetrically and a
+fit with both free left ε_b − ε_c undetermined (35% and 61% off on noise-free curves). The ε
+transform is odd (signed overlaps), linear through 0 and logarithmic for |ε| ≫ 10⁻³ (the plateau
+length ∝ log 1/|ε|).
+
 Per curve k the transformer value is :math:`y_k ≈ s_k\,m_k(t) + o_k` with the toy curve
 :math:`m_k` (toy units), scale :math:`s_k > 0` and offset :math:`o_k ≥ 0`; those enter linearly
 and are eliminated in closed form (variable projection, see :mod:`bridge.fit`).
@@ -36,29 +49,34 @@ from toymodels.errors import require
 from .logs import CURVE_NAMES
 from .toy import TOY_CURVES, ToyParams
 
-TOY_PARAMETERS = ("span", "mu1", "mu2", "alpha", "dim_a", "dim_bc", "dim_d", "overlap")
+EPS_NAMES = ("eps_a", "eps_bc", "eps_d")
+TOY_PARAMETERS = ("span", "mu1", "mu2", "alpha", "dim_a", "dim_bc", "dim_d", *EPS_NAMES)
+DIM_A_REFERENCE = 20.0
+EPS_UNIT = 1e-3  # ε = tanh(EPS_UNIT · sinh θ): linear below |ε| ~ 1e-3, logarithmic above
 DEFAULTS: dict[str, float] = {
     "span": 16000.0,
     "mu1": 0.1,
     "mu2": 0.0,
     "alpha": 0.1,
-    "dim_a": 20.0,
+    "dim_a": DIM_A_REFERENCE,
     "dim_bc": 20.0,
     "dim_d": 160.0,
-    "overlap": 1.0,
+    # the typical overlap z = 1 at n = 20: ε = z/√n
+    **{name: 1.0 / np.sqrt(20.0) for name in EPS_NAMES},
 }
-DEFAULT_FREE = ("span", "mu1", "alpha", "dim_a", "dim_bc", "dim_d")
+DEFAULT_FREE = ("span", "mu1", "alpha", "dim_bc", "dim_d", *EPS_NAMES)
 # toy curve matched to each transformer curve by default (science.md §2–3)
 DEFAULT_MATCH = {"icl": "mechanism_1", "ciwl": "mechanism_2", "total": "total", "train_eval": "total"}
 # multi-start box (physical values, log-uniform) for parameters other than the span
 START_BOX: dict[str, tuple[float, float]] = {
-    "mu1": (1e-3, 0.5),
-    "mu2": (0.01, 0.3),
-    "alpha": (0.02, 0.5),
-    "dim_a": (5.0, 60.0),
-    "dim_bc": (5.0, 60.0),
-    "dim_d": (20.0, 500.0),
-    "overlap": (0.3, 2.0),
+    "mu1": (1e-3, 1.0),
+    "mu2": (1e-3, 1.0),
+    "alpha": (1e-3, 1.0),
+    "dim_a": (1.5, 1e4),
+    "dim_bc": (1.5, 1e4),
+    "dim_d": (1.5, 1e4),
+    # |ε| log-uniform, random sign
+    **{name: (1e-3, 0.5) for name in EPS_NAMES},
 }
 
 
@@ -106,18 +124,21 @@ class FitSpec:
             )
         require("span" in self.free, "free", "the time scale (span) must be fitted")
         for name, value in self.fixed:
-            require(name in TOY_PARAMETERS, "fixed", f"unknown parameter {name!r}")
-            require(name not in self.free, "fixed", f"{name!r} is both free and fixed")
+            require(name in TOY_PARAMETERS, "fix", f"unknown parameter {name!r}")
+            require(name not in self.free, "fix", f"{name!r} is both free and fixed")
+            if name in EPS_NAMES:
+                require(
+                    np.isfinite(value) and abs(value) < 1,
+                    "fix",
+                    f"{name} must be a number in (-1, 1) (got {value})",
+                )
+                continue
             lower = 1.0 if name.startswith("dim_") else 0.0
             require(
                 np.isfinite(value) and value >= lower,
                 "fix",
                 f"{name} must be a finite number >= {lower:g} (got {value})",
             )
-            if name == "overlap":
-                require(
-                    value > 0, "fix", "overlap must be > 0 (P = 0 is invariant: the toy would never learn)"
-                )
         require(
             self.robust is None or (np.isfinite(self.robust) and self.robust > 0),
             "robust",
@@ -143,12 +164,10 @@ class FitSpec:
             u = theta[..., i]
             if name.startswith("dim_"):
                 out[name] = 1.0 + jnp.exp(u)
-            elif name != "overlap":
+            elif name in EPS_NAMES:
+                out[name] = jnp.tanh(EPS_UNIT * jnp.sinh(u))
+            else:
                 out[name] = jnp.exp(u)
-        if "overlap" in self.free:
-            u = theta[..., self.free.index("overlap")]
-            n_min = jnp.minimum(jnp.minimum(out["dim_a"], out["dim_bc"]), out["dim_d"])
-            out["overlap"] = jnp.sqrt(n_min) * jax_sigmoid(u)
         return out
 
     def unconstrained(self, values: Mapping[str, float]) -> np.ndarray:
@@ -159,26 +178,26 @@ class FitSpec:
             if name.startswith("dim_"):
                 require(v > 1, name, f"must be > 1 (got {v})")
                 theta.append(np.log(v - 1.0))
-            elif name == "overlap":
-                n_min = min(float(values.get(k, self.value(k))) for k in ("dim_a", "dim_bc", "dim_d"))
-                x = v / np.sqrt(n_min)
-                require(0 < x < 1, "overlap", f"must be in (0, sqrt(min dim)) (got {v})")
-                theta.append(np.log(x / (1 - x)))
+            elif name in EPS_NAMES:
+                require(abs(v) < 1, name, f"must be in (-1, 1) (got {v})")
+                theta.append(np.arcsinh(np.arctanh(v) / EPS_UNIT))
             else:
                 require(v > 0, name, f"must be > 0 to be fitted (got {v})")
                 theta.append(np.log(v))
         return np.asarray(theta, dtype=np.float64)
 
     def toy_params(self, phys: Mapping[str, Any]) -> ToyParams:
-        """:class:`bridge.toy.ToyParams` of physical values (b and c share ``dim_bc``)."""
+        """:class:`bridge.toy.ToyParams` of physical values (b and c share ``dim_bc``; the overlap
+        z_x = ε_x √n_x, so that P_x(0) = ε_x n_x)."""
         dims = jnp.stack([phys["dim_a"], phys["dim_bc"], phys["dim_bc"], phys["dim_d"]], axis=-1)
+        eps = jnp.stack([phys["eps_a"], phys["eps_bc"], phys["eps_bc"], phys["eps_d"]], axis=-1)
         return ToyParams(
             span=phys["span"],
             mu1=phys["mu1"],
             mu2=phys["mu2"],
             alpha=phys["alpha"],
             dims=dims,
-            overlap=jnp.stack([phys["overlap"]] * 4, axis=-1),
+            overlap=eps * jnp.sqrt(dims),
             init_scale=jnp.ones_like(phys["span"]),
         )
 
@@ -189,10 +208,6 @@ class FitSpec:
             "fixed": {k: self.value(k) for k in TOY_PARAMETERS if k not in self.free},
             "robust": self.robust,
         }
-
-
-def jax_sigmoid(u):
-    return 1.0 / (1.0 + jnp.exp(-u))
 
 
 def spec_for(
@@ -216,4 +231,14 @@ def spec_for(
     )
 
 
-__all__ = ["DEFAULTS", "DEFAULT_FREE", "DEFAULT_MATCH", "FitSpec", "START_BOX", "TOY_PARAMETERS", "spec_for"]
+__all__ = [
+    "DEFAULTS",
+    "DEFAULT_FREE",
+    "DEFAULT_MATCH",
+    "DIM_A_REFERENCE",
+    "EPS_NAMES",
+    "FitSpec",
+    "START_BOX",
+    "TOY_PARAMETERS",
+    "spec_for",
+]

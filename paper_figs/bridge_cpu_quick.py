@@ -20,7 +20,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 # the run's config entries quoted in the table
 CONFIG_KEYS = (
-    "n_classes", "n_exemplars", "synth_dim", "lr", "lr_steps", "batch_size", "n_sequences", "eval_every",
+    "n_classes",
+    "n_exemplars",
+    "synth_dim",
+    "lr",
+    "lr_steps",
+    "batch_size",
+    "n_sequences",
+    "eval_every",
     "n_eval",
 )
 
@@ -29,6 +36,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--log", required=True, help="transformer log.h5 (a cpu-quick run)")
     p.add_argument("--starts", type=int, default=8)
+    p.add_argument("--candidates", type=int, default=48, help="random parameter sets screened for the starts")
+    p.add_argument("--no-profile", action="store_true", help="skip the profile-likelihood intervals")
     p.add_argument("--lm-steps", type=int, default=80, help="Levenberg–Marquardt iteration cap per start")
     p.add_argument("--skip-first", type=int, default=0, help="leave out the first N evaluations")
     p.add_argument(
@@ -54,9 +63,17 @@ def main(argv=None) -> int:
 
     names = ("icl", "ciwl", "total")
     curves = read_log(args.log, names, skip_first=args.skip_first, max_seen=args.max_seen)
-    settings = FitSettings(n_starts=args.starts, optimiser=OptimiserSettings(lm_steps=args.lm_steps))
+    settings = FitSettings(
+        n_starts=args.starts,
+        n_candidates=args.candidates,
+        profile=not args.no_profile,
+        optimiser=OptimiserSettings(lm_steps=args.lm_steps),
+    )
     result = fit_curves(curves, spec_for(names), settings)
     d = fit_dict(result)
+    if not result.converged:  # loud: no figure or table presents a failed fit as a result
+        print(f"error: fit did not converge: {result.failure}", file=sys.stderr)
+        return 3
     base = os.path.join(HERE, args.prefix)
     save_figure(overlay_figure(result), base + "_overlay.png")
     write_json_atomic(d, base + "_fit.json")
@@ -66,7 +83,8 @@ def main(argv=None) -> int:
         f"Log: `{args.log}` ({curves.n_points} evaluations up to {int(curves.seen[-1])} sequences seen).",
         "Run config: " + ", ".join(f"{k}={cfg[k]}" for k in CONFIG_KEYS if k in cfg) + ".",
         f"Command: `python paper_figs/bridge_cpu_quick.py --log {args.log} --starts {args.starts} "
-        f"--lm-steps {args.lm_steps} --skip-first {args.skip_first}"
+        f"--candidates {args.candidates} --lm-steps {args.lm_steps} --skip-first {args.skip_first}"
+        + (" --no-profile" if args.no_profile else "")
         + (f" --max-seen {args.max_seen:g}" if args.max_seen else "")
         + "`\n",
         table_markdown([("fit", d)]),

@@ -14,13 +14,53 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def escape_figure(rows, exps):
+    """Escape time against σ: N ≥ 3 (log-log) and N = 2 (against log 1/σ); 10 × 4 in, 1500 × 600
+    pixels at 150 dpi."""
+    from matplotlib.legend_handler import HandlerTuple
+
+    from toymodels.plotting import MIN_FONT, pyplot
+
+    fig, axes = pyplot().subplots(1, 2, figsize=(10, 4), layout="constrained")
+    ax = axes[0]
+    handles, labels = [], []
+    for N in (3, 4, 5):
+        rs = [r for r in rows if r.N == N]
+        s = np.array([r.sigma for r in rs])
+        (points,) = ax.loglog(s, [r.t_numeric for r in rs], "o")
+        (line,) = ax.loglog(s, [r.t_predicted for r in rs], "-", color=points.get_color(), alpha=0.6)
+        handles.append((points, line))
+        labels.append(f"N = {N} (fitted slope {exps[N][0]:.3f})")
+    ax.set_xlabel(r"init scale $\sigma$")
+    ax.set_ylabel("escape time")
+    ax.legend(
+        handles,
+        labels,
+        handler_map={tuple: HandlerTuple(ndivide=None)},
+        fontsize=MIN_FONT,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.18),
+    )
+    ax.set_title(
+        "N $\\geq$ 3: $t \\propto \\sigma^{-(N-2)}$\n"
+        "points: numeric, lines: $n^{N/2}(z\\sigma)^{-(N-2)}/(N-2)$",
+        fontsize=10,
+    )
+    ax = axes[1]
+    rs = [r for r in rows if r.N == 2]
+    s = np.array([r.sigma for r in rs])
+    ax.semilogx(1 / s, [r.t_numeric for r in rs], "o", label=f"N = 2 numeric (slope {exps[2][0]:.3f})")
+    ax.semilogx(1 / s, [r.t_predicted for r in rs], "-", label=r"$n\log(1/\sigma)$")
+    ax.set_xlabel(r"$1/\sigma$")
+    ax.set_ylabel("escape time")
+    ax.legend(fontsize=MIN_FONT)
+    ax.set_title(r"N = 2: $t \approx n\log(1/\sigma)$ + const", fontsize=10)
+    return fig
+
+
 def main() -> int:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from toymodels.analysis import escape_table
+    from toymodels.plotting import save_figure
 
     n, z = 20.0, 1.0
     rows, exps = escape_table((2, 3, 4, 5), n=n, z=z)
@@ -45,35 +85,7 @@ def main() -> int:
     with open(os.path.join(HERE, "escape_time.md"), "w") as f:
         f.write("\n".join(md) + "\n")
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    ax = axes[0]
-    for N in (3, 4, 5):
-        rs = [r for r in rows if r.N == N]
-        s = np.array([r.sigma for r in rs])
-        ax.loglog(s, [r.t_numeric for r in rs], "o", label=f"N = {N} numeric (slope {exps[N][0]:.3f})")
-        ax.loglog(
-            s,
-            [r.t_predicted for r in rs],
-            "-",
-            color=ax.lines[-1].get_color(),
-            alpha=0.6,
-            label=f"N = {N}: $n^{{N/2}}(z\\sigma)^{{-(N-2)}}/(N-2)$",
-        )
-    ax.set_xlabel(r"init scale $\sigma$")
-    ax.set_ylabel("escape time")
-    ax.legend(fontsize=7)
-    ax.set_title(r"N $\geq$ 3: $t \propto \sigma^{-(N-2)}$", fontsize=10)
-    ax = axes[1]
-    rs = [r for r in rows if r.N == 2]
-    s = np.array([r.sigma for r in rs])
-    ax.semilogx(1 / s, [r.t_numeric for r in rs], "o", label=f"N = 2 numeric (slope {exps[2][0]:.3f})")
-    ax.semilogx(1 / s, [r.t_predicted for r in rs], "-", label=r"$n\log(1/\sigma)$")
-    ax.set_xlabel(r"$1/\sigma$")
-    ax.set_ylabel("escape time")
-    ax.legend(fontsize=8)
-    ax.set_title(r"N = 2: $t \approx n\log(1/\sigma)$ + const", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(os.path.join(HERE, "escape_time.png"), dpi=150)
+    save_figure(escape_figure(rows, exps), os.path.join(HERE, "escape_time.png"), dpi=150)
     print("\n".join(md))
     return 0
 

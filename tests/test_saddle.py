@@ -106,3 +106,38 @@ def test_cli(capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: --n:") and err.count("\n") == 1
     assert main(["--n", "1"]) == 2
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["--phase-diagram", "/proc/icl_coopetition_test.png"], "--phase-diagram"),  # FileNotFoundError
+        (["--phase-diagram", "OUT.xyz"], "--phase-diagram"),  # unknown image format
+        (["--grid", "0", "--phase-diagram", "OUT.png"], "--grid"),  # IndexError
+        (["--grid", "0"], "--grid"),
+        (["--coopetition", "--mu1", "-0.1"], "--mu1"),  # a negative value is a value, not an option
+        (["--coopetition", "--alpha", "inf"], "--alpha"),
+        (["--coopetition", "--seed", "-1"], "--seed"),
+        (["--coopetition", "--starts", "0"], "--starts"),
+        (["--coopetition", "--dims", "20", "20", "20", "0"], "--dims"),
+        (["--coopetition", "--dims", "20", "20", "20"], "--dims"),
+        (["--n", "27"], "--n"),
+        (["--n", "x"], "--n"),
+    ],
+)
+def test_cli_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, monkeypatch, argv, flag):
+    monkeypatch.chdir(tmp_path)
+    try:
+        rc = main(argv)
+    except SystemExit as e:  # argparse's own errors
+        rc = e.code
+    out, err = capsys.readouterr()
+    assert rc == 2 and err.startswith(f"error: {flag}:") and err.count("\n") == 1, err
+    assert out == "" and list(tmp_path.iterdir()) == []
+
+
+def test_saddle_alias_is_the_analysis_cli(capsys):
+    from toymodels.saddle import main as saddle_main
+
+    assert saddle_main(["--grid", "0"]) == 2
+    assert capsys.readouterr().err.startswith("error: --grid:")

@@ -294,14 +294,14 @@ def test_thresholds_change_the_verdict_as_defined():
 def test_slurm_executor_parameters(tmp_path, monkeypatch, capsys):
     import submitit
 
-    from toymodels.sweep.run import _submitit_executor
+    from toymodels._internal.executors import submitit_executor
 
     if not submitit.SlurmExecutor.affinity() > 0:  # no SLURM here: a one-line error, nothing run
         rc = main(SMALL + ["--out", str(tmp_path / "s"), "--executor", "slurm"])
         assert rc == 2 and capsys.readouterr().err.startswith("error: --executor:")
         assert not (tmp_path / "s").exists() or os.listdir(tmp_path / "s") == []
         monkeypatch.setattr(submitit.SlurmExecutor, "affinity", classmethod(lambda cls: 1))
-    ex = _submitit_executor(
+    ex = submitit_executor(
         "slurm",
         str(tmp_path),
         {"partition": "gpu", "time": 90, "gpus": 2, "cpus": 8, "array_parallelism": 16},

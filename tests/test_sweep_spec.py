@@ -1,7 +1,6 @@
 """Sweep axes, spec files and bad input (one line, exit 2, nothing written)."""
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -97,15 +96,45 @@ def test_spec_file_equals_flags(tmp_path):
         (["--chunk-size", "-1"], "--chunk-size"),
         (["--plot-axes", "mu1,nope"], "--plot-axes"),
         (["--reduced", "--clamp", "c:3"], "--clamp"),
+        (["--mu1", "-0.1,0.1"], "--mu1"),  # a value that looks like a negative number is a value
+        (["--alpha", "-0.5:0.5:3"], "--alpha"),
+        (["--mu1", "0:1:100000000000"], "--mu1"),  # refused before the range is built
+        (["--seeds", "0-100000000000"], "--seeds"),
+        (["--curve-points", "-1"], "--curve-points"),  # was taken as "every recorded time"
+        (["--curve-points", "1"], "--curve-points"),
+        (["--chunk-size", "100000000"], "--chunk-size"),
+        # chunks that cannot fit any machine's memory (~10 TB, ~100 TB), named by what drives them
+        (
+            ["--mu1", "0:0.1:1000", "--alpha", "0:0.1:1000", "--steps", "160000", "--chunk-size", "1000000"],
+            "--chunk-size",
+        ),
+        (["--steps", "2000000000", "--chunk-size", "1000", "--seeds", "0-999"], "--steps"),
+        (["--steps", "100000000000"], "--steps"),
+        (["--cpus", "-1"], "--cpus"),
+        (["--array-parallelism", "0"], "--array-parallelism"),
+        (["--time", "0"], "--time"),
+        (["--plot-points", "0-100000000000"], "--plot-points"),
+        (["--plot-points", "3"], "--plot-points"),  # the sweep has one point
+        (["--dims", "20", "20", "20", "1e12"], "--dims"),
+        (["--out", "/proc/icl_coopetition_test"], "--out"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, argv, flag):
     out = tmp_path / "out"
-    rc = main(argv + ["--out", str(out), "--quiet"])
+    rc = main(["--out", str(out), "--quiet"] + argv)
     err = capsys.readouterr().err
     assert rc == 2
     assert err.startswith(f"error: {flag}:") and err.count("\n") == 1, err
-    assert not out.exists() or os.listdir(out) == []
+    assert not out.exists()  # not even the directory
+
+
+@pytest.mark.parametrize("argv", [["--emerge-ratio", "inf"], ["--chunk-size", "x"], ["--gpus", "1.5"]])
+def test_malformed_values_are_one_line_usage_errors(tmp_path, capsys, argv):
+    with pytest.raises(SystemExit) as e:
+        main(argv + ["--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith(f"error: {argv[0]}:") and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(

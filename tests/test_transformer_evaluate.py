@@ -124,3 +124,25 @@ def test_icl_accuracy_split_by_target(run):
     np.testing.assert_allclose(recombined, acc.mean(1), rtol=1e-6)
     again = split_by_target(run / "log.h5", targets=target)
     assert all(np.array_equal(split[k], again[k]) for k in split)
+
+
+def test_trim_log_keeps_the_layout_and_the_first_sequences(run, tmp_path, read_all):
+    from transformer.log import evaluator_means, split_by_target, trim_log
+
+    src, dst = run / "log.h5", tmp_path / "trimmed.h5"
+    trim_log(src, dst, 5)
+    full, small = read_all(src), read_all(dst)
+    assert small["@config"] == full["@config"]
+    assert set(small) == set(full)  # same datasets (soft links resolve to the same groups)
+    for key, value in full.items():
+        if key.startswith("@"):
+            continue
+        group = key.split("/")[0]
+        if group in ("icl", "iwl_copy_avail", "flip_icl", "pure_iwl", "train_eval", "ciwl", "flip", "iwl"):
+            expect = value[..., :5] if value.ndim == 2 else value[:5]
+            np.testing.assert_array_equal(small[key], expect)
+        else:
+            np.testing.assert_array_equal(small[key], value)
+    means = evaluator_means(dst)
+    np.testing.assert_allclose(means["icl/acc"], full["icl/acc"][:, :5].mean(1), rtol=1e-6)
+    assert set(split_by_target(dst)) <= {0, 1}

@@ -377,15 +377,16 @@ def test_mix_in_training_and_train_eval(tiny_config):
 @pytest.mark.parametrize(
     "extra, match",
     [
-        (["--keep-checkpoints", "log:0"], "keep_checkpoints: N of log:N must be an integer >= 1"),
-        (["--keep-checkpoints", "sometimes"], "keep_checkpoints: must be all, none"),
-        (["--mix", "bursty:-1"], "mix: the weight of 'bursty' must be finite and > 0, got -1.0"),
-        (["--mix", "bursty"], "mix: cannot parse 'bursty' as KIND:WEIGHT pairs"),
-        (["--mix", "nope:1"], "mix: unknown kind 'nope'"),
-        (["--train-kind", "nope"], "train_kind: must be one of ('bursty', 'icl_only', 'ciwl_only'"),
-        (["--eval-schedule", "foo"], "eval_schedule: must be 'log:N'"),
+        (["--keep-checkpoints", "log:0"], "--keep-checkpoints: N of log:N must be an integer >= 1"),
+        (["--keep-checkpoints", "sometimes"], "--keep-checkpoints: must be all, none"),
+        (["--mix", "bursty:-1"], "--mix: the weight of 'bursty' must be finite and > 0, got -1.0"),
+        (["--mix", "bursty"], "--mix: cannot parse 'bursty' as KIND:WEIGHT pairs"),
+        (["--mix", "nope:1"], "--mix: unknown kind 'nope'"),
+        (["--train-kind", "nope"], "--train-kind: must be one of bursty, icl_only, ciwl_only"),
+        (["--eval-schedule", "foo"], "--eval-schedule: must be 'log:N'"),
         # (n_eval/n_probe of the runs above: the model's compiled initialiser is shared)
-        (["--init-from", "/nonexistent/run", "--n-eval", "32", "--n-probe", "8"], "init_from: no checkpoint"),
+        (["--init-from", "/nonexistent/run", "--n-eval", "32", "--n-probe", "8"],
+         "--init-from: no checkpoint"),
     ],
 )
 def test_cli_bad_values(tmp_path, capsys, extra, match):

@@ -363,7 +363,7 @@ def test_cli_trains_with_an_intervention_and_rejects_bad_ones(tmp_path, capsys):
     capsys.readouterr()
     rc = main(["--preset", "tiny", "--out", str(tmp_path / "bad"), "--opto", "ablate_heads:layer=7,heads=0"])
     err = capsys.readouterr().err.strip()
-    assert rc == 2 and err.startswith("error: opto: ablate_heads: layer 7 out of range") and "\n" not in err
+    assert rc == 2 and err.startswith("error: --opto: ablate_heads: layer 7 out of range") and "\n" not in err
     assert not (tmp_path / "bad" / "log.h5").exists()
     bad_json = tmp_path / "x.json"
     bad_json.write_text('[{"name": "induction_heads", "heads": [0], "strength": 2}]')

@@ -193,14 +193,14 @@ def _cli(argv, capsys):
 @pytest.mark.parametrize(
     "extra, match",
     [
-        (["--preset", "bogus"], "preset: unknown preset 'bogus'"),
-        (["--preset", "tiny", "--evaluators", "icl,zzz"], "evaluators: unknown evaluator 'zzz'"),
-        (["--preset", "tiny", "--context-pairs", "3", "--burstiness", "2"], "context_pairs: 3 is shorter"),
-        (["--preset", "tiny", "--data-path", "/nonexistent/x.h5"], "data_path: no such file"),
-        (["--preset", "tiny", "--lr", "fast"], "lr: cannot parse 'fast'"),
+        (["--preset", "bogus"], "--preset: unknown preset 'bogus'"),
+        (["--preset", "tiny", "--evaluators", "icl,zzz"], "--evaluators: unknown evaluator 'zzz'"),
+        (["--preset", "tiny", "--context-pairs", "3", "--burstiness", "2"], "--context-pairs: 3 is shorter"),
+        (["--preset", "tiny", "--data-path", "/nonexistent/x.h5"], "--data-path: no such file"),
+        (["--preset", "tiny", "--lr", "fast"], "--lr: cannot parse 'fast'"),
         (["--preset", "tiny", "--lr-steps", "((100,1e-3),)"],
-         "lr_steps: cannot parse '((100,1e-3),)' as STEP:LR"),
-        (["--preset", "tiny", "--n-classes", "2"], "n_classes"),
+         "--lr-steps: cannot parse '((100,1e-3),)' as STEP:LR"),
+        (["--preset", "tiny", "--n-classes", "2"], "--n-classes"),
     ],
 )
 def test_cli_bad_input(tmp_path, capsys, extra, match):
@@ -218,7 +218,7 @@ def test_cli_bad_data_files(tmp_path, capsys):
     few = tmp_path / "few.h5"
     write_exemplar_file(few, synthetic_exemplars(10, 4, 8, 0.3, 0))
     rc, err = _cli(["--preset", "tiny", "--data-path", str(few), "--out", str(tmp_path / "o")], capsys)
-    assert rc == 2 and "n_classes: 64 requested but the file has 10" in err
+    assert rc == 2 and "--n-classes: 64 requested but the file has 10" in err
 
 
 def test_cli_subprocess_exit_code_no_traceback(tmp_path, single_thread_env):
@@ -228,7 +228,7 @@ def test_cli_subprocess_exit_code_no_traceback(tmp_path, single_thread_env):
         env=single_thread_env, capture_output=True, text=True,
     )
     assert r.returncode == 2
-    assert r.stderr.strip() == "error: context_pairs: 2 is shorter than 2 x burstiness = 4"
+    assert r.stderr.strip() == "error: --context-pairs: 2 is shorter than 2 x burstiness = 4"
 
 
 @pytest.mark.parametrize("tie_labels", [False, True])

@@ -2,31 +2,83 @@
 ``OUT/toymodel.png``.
 
 A thin layer over :class:`toymodels.experiment.ToyConfig` and :func:`toymodels.experiment.run`.
-Bad input prints one line ``error: --flag: reason`` and exits with status 2; nothing is written.
+Bad input prints one line ``error: --flag: reason`` and exits with status 2; nothing is written, not
+even the output directory. Every value is checked before anything is compiled, including whether the
+run fits this machine's memory (:class:`toymodels.experiment.MemoryEstimate`).
+
+The parser and argument types here are shared with ``python -m toymodels.sweep`` and
+``python -m toymodels.analysis``.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
 
-from ._internal import OneLineParser, parse_int_list, prepare_output_dir
-from .clamps import Clamp
+from ._internal import OneLineParser, prepare_output_dir
+from ._internal.cli_tools import parse_int
 from .errors import ConfigError, require
-from .experiment import MODELS, ToyConfig
+from .experiment import MODELS, ToyConfig, parse_clamp, parse_seeds
 from .methods import SOLVERS, GradientDescent, GradientFlow
 from .precision import PRECISIONS
+from .results import check_output_path
 
-_NO_STOP = -1.0  # --stop-loss none
+_NO_STOP = "none"  # --stop-loss none (not a number: any number is a stop loss, -1 included)
+OUTPUTS = ("toymodel.h5", "toymodel.png")
 
 
-def _stop_loss(text: str) -> float:
+class ToyParser(OneLineParser):
+    """One-line usage errors that name the flag first (``error: --lr: expected a number …``), and
+    values that look like negative numbers are values: ``--alpha -0.1,0.1``, ``--mu1 -inf``,
+    ``--dims -5 20 20 160`` reach the checks instead of being taken for unknown options."""
+
+    NUMBER_LIKE = re.compile(r"^-(\.?\d|inf|nan)", re.IGNORECASE)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = self.NUMBER_LIKE  # argparse's hook for negative numbers
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        super().error(message.removeprefix("argument "))
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number (got {text!r})") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number (got {text!r})")
+    return value
+
+
+def integer(text: str) -> int:
+    """argparse type: an integer (``16000``, or ``1.6e4`` when integral; :func:`parse_int`)."""
+    try:
+        return parse_int(text, "value")
+    except ConfigError:
+        raise argparse.ArgumentTypeError(f"expected an integer (got {text!r})") from None
+
+
+def _stop_loss(text: str) -> float | str:
     if text.lower() in ("none", "off"):
         return _NO_STOP
-    return float(text)
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or none (got {text!r})") from None
+
+
+def machine_memory() -> int:
+    """Bytes of physical memory of this machine: a run estimated to need more can never fit (what
+    other processes use now is not counted, so a refusal does not depend on the moment)."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
@@ -37,20 +89,20 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--dims",
-        type=float,
+        type=finite_float,
         nargs="+",
         default=None,
         help="one dimension per vector (default: coopetition 20 20 20 160, tensor 20 20 20)",
     )
     g.add_argument(
-        "--mu1", type=float, default=None, help="offset μ₁ of mechanism 1 (coopetition default 0.1)"
+        "--mu1", type=finite_float, default=None, help="offset μ₁ of mechanism 1 (coopetition default 0.1)"
     )
-    g.add_argument("--mu2", type=float, default=0.0, help="offset μ₂ of mechanism 2 (default 0)")
+    g.add_argument("--mu2", type=finite_float, default=0.0, help="offset μ₂ of mechanism 2 (default 0)")
     g.add_argument(
-        "--alpha", type=float, default=None, help="competition strength α (coopetition default 0.1)"
+        "--alpha", type=finite_float, default=None, help="competition strength α (coopetition default 0.1)"
     )
     g.add_argument("--combine", choices=("multiplicative", "additive"), default="multiplicative")
-    g.add_argument("--init-scale", type=float, default=1.0, help="σ: initial vectors are σ·N(0,1)")
+    g.add_argument("--init-scale", type=finite_float, default=1.0, help="σ: initial vectors are σ·N(0,1)")
     g.add_argument(
         "--prng",
         choices=("legacy", "partitionable"),
@@ -80,21 +132,21 @@ def add_method_arguments(p: argparse.ArgumentParser) -> None:
         help="gradient descent (lax.scan) or gradient flow (Diffrax)",
     )
     g.add_argument(
-        "--lr", type=float, default=1.0, help="GD learning rate η (flow: default t-max = lr × steps)"
+        "--lr", type=finite_float, default=1.0, help="GD learning rate η (flow: default t-max = lr × steps)"
     )
-    g.add_argument("--steps", type=int, default=16000, help="GD steps")
-    g.add_argument("--save-every", type=int, default=1, help="GD: record every K-th step")
-    g.add_argument("--t-max", type=float, default=None, help="flow end time (default lr × steps)")
-    g.add_argument("--n-save", type=int, default=1601, help="flow: number of save times in [0, t-max]")
+    g.add_argument("--steps", type=integer, default=16000, help="GD steps")
+    g.add_argument("--save-every", type=integer, default=1, help="GD: record every K-th step")
+    g.add_argument("--t-max", type=finite_float, default=None, help="flow end time (default lr × steps)")
+    g.add_argument("--n-save", type=integer, default=1601, help="flow: number of save times in [0, t-max]")
     g.add_argument(
         "--solver",
         choices=tuple(SOLVERS),
         default="tsit5",
         help="flow solver (kvaerno5/kvaerno3 are implicit)",
     )
-    g.add_argument("--rtol", type=float, default=1e-8)
-    g.add_argument("--atol", type=float, default=1e-10)
-    g.add_argument("--max-steps", type=int, default=200_000, help="flow solver step budget")
+    g.add_argument("--rtol", type=finite_float, default=1e-8)
+    g.add_argument("--atol", type=finite_float, default=1e-10)
+    g.add_argument("--max-steps", type=integer, default=200_000, help="flow solver step budget")
     g.add_argument(
         "--stop-loss",
         type=_stop_loss,
@@ -138,14 +190,14 @@ def config_from_args(args: argparse.Namespace, seeds: Sequence[int] = (7,)) -> T
         init_scale=args.init_scale,
         prng=args.prng,
         method=method_from_args(args),
-        clamps=tuple(Clamp.parse(c) for c in args.clamp),
+        clamps=tuple(parse_clamp(c) for c in args.clamp),
         precision=args.precision,
         reduced=args.reduced,
     )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(
+    p = ToyParser(
         prog="python -m toymodels",
         description="Run a toy model of strategy coopetition (or the N-vector tensor-product model) and "
         "write OUT/toymodel.h5 and OUT/toymodel.png. Defaults reproduce thesis Fig. 5.9a.",
@@ -164,18 +216,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     t_start = time.perf_counter()
     try:
-        config = config_from_args(args, parse_int_list(args.seeds))
+        config = config_from_args(args, parse_seeds(args.seeds))
+        config.memory().check(machine_memory())  # first: `--steps 10**11` is a memory problem first
         config.validate()
-        out = prepare_output_dir(args.out)
+        out = check_output_path(args.out, directory=True, files=OUTPUTS)
         from .experiment import run, summary_lines
 
         result = run(config)
         t_run = time.perf_counter()
+        prepare_output_dir(out)
         result.save(os.path.join(out, "toymodel.h5"))
         if not args.no_plot:
-            from .plotting import plot_result, save_figure
+            from .plotting import DPI, plot_result, save_figure
 
-            save_figure(plot_result(result), os.path.join(out, "toymodel.png"))
+            save_figure(plot_result(result), os.path.join(out, "toymodel.png"), dpi=DPI)
     except ConfigError as e:
         print(e.cli_line(), file=sys.stderr)
         return 2

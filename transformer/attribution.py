@@ -19,12 +19,12 @@ constant. On the ICL evaluator (context labels re-assigned to {0, 1}) the parts 
 circuit decides: the Layer-2 heads copy the label of the matching exemplar, while the direct
 path's in-weights preference between two labels unrelated to the query's class acts as noise.
 
-``python -m transformer.attribution RUN_DIR`` prints the split for the run's last checkpoint.
+``python -m transformer.attribution RUN_DIR`` prints the split for the run's last checkpoint; bad
+input (a missing or corrupt checkpoint, an unknown evaluator) is one line ``error: …``, exit status 2.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import jax
@@ -32,11 +32,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
+from toymodels._internal.cli_tools import OneLineParser, error_line
 from toymodels.errors import ConfigError
 
 from .build import load_data
-from .checkpoint import load_checkpoint
-from .data import DataError, Sequences, gather_features
+from .checkpoint import checkpoint_config, load_checkpoint
+from .data import Sequences, gather_features
 from .evaluators import evaluator_sets
 from .model import Transformer, forward_with_activations
 
@@ -133,7 +134,7 @@ def format_summary(title: str, rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m transformer.attribution",
         description="Split the in-context margin at the query into the direct path, each layer's "
         "heads and MLPs, for a run's checkpoint, on its evaluator sets.",
@@ -143,15 +144,22 @@ def main(argv: list[str] | None = None) -> int:
                    help="comma-separated evaluators whose sets are split (default icl,train_eval)")
     args = p.parse_args(argv)
     try:
-        cfg, model = load_checkpoint(args.run, "run")
+        cfg = checkpoint_config(args.run, "run")
         wanted = tuple(e for e in args.evaluators.split(",") if e)
         unknown = [e for e in wanted if e not in cfg.evaluators]
-        if unknown or not wanted:
-            raise ConfigError("evaluators", f"{unknown[0] if unknown else ''!r} is not among the run's "
-                              f"evaluators {cfg.evaluators}")
+        if not wanted:
+            raise ConfigError("evaluators", f"no evaluator named (the run's: {','.join(cfg.evaluators)})")
+        if unknown:
+            msg = f"{unknown[0]!r} is not among the run's evaluators {cfg.evaluators}"
+            raise ConfigError("evaluators", msg)
         exemplars = jnp.asarray(load_data(cfg))
-    except (ConfigError, DataError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        cfg, model = load_checkpoint(args.run, "run", exemplars.shape[-1])
+    except ConfigError as e:
+        print(error_line(e, positional=("run",)), file=sys.stderr)
+        return 2
+    except (OSError, MemoryError) as e:
+        print(f"error: run: cannot read {args.run!r} ({getattr(e, 'strerror', None) or type(e).__name__})",
+              file=sys.stderr)
         return 2
     sets = evaluator_sets(cfg)
     for name in wanted:

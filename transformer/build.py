@@ -1,6 +1,7 @@
 """From a :class:`~transformer.config.TrainConfig` to the objects of a run: exemplars, model, optimiser.
 
 * :func:`load_data` — exemplars of the training then holdout classes (a file, or synthetic);
+* :func:`memory_estimate`, :func:`check_memory` — what a run needs, refused up front if too much;
 * :func:`init_model` — the model, initialised from ``init_seed`` (one jitted build per structure);
 * :func:`learning_rate_schedule`, :func:`make_optimizer` — Adam (AdamW with ``weight_decay``), the
   schedule from optax's pieces, and optionally frozen parameters through ``optax.multi_transform``.
@@ -8,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 
@@ -18,15 +20,21 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, PyTree
 
+from toymodels._internal.cli_tools import require_memory
+
 from .config import TrainConfig, structural
-from .data import load_exemplars, synthetic_exemplars
+from .data import exemplar_file_shape, load_exemplars, synthetic_bytes, synthetic_exemplars
 from .model import Transformer
+from .schedule import parse_eval_schedule
 
 
 def load_data(cfg: TrainConfig) -> Float[np.ndarray, "classes exemplars dim"]:
-    """Exemplars for training classes then holdout classes (file or synthetic)."""
+    """Exemplars for training classes then holdout classes (file or synthetic); refused up front
+    (:class:`ConfigError`) if they would not fit in this machine's memory."""
     n_total = cfg.n_classes + cfg.n_holdout_classes
     if cfg.data_path is None:
+        need = synthetic_bytes(n_total, cfg.n_exemplars, cfg.synth_dim)
+        require_memory(_blame(cfg, ("n_classes", "n_holdout_classes", "n_exemplars", "synth_dim")), need)
         return synthetic_exemplars(
             n_total, cfg.n_exemplars, cfg.synth_dim, cfg.synth_noise, cfg.synth_seed,
             cfg.synth_offset, cfg.synth_variants, cfg.synth_variant_scale,
@@ -35,8 +43,64 @@ def load_data(cfg: TrainConfig) -> Float[np.ndarray, "classes exemplars dim"]:
 
 
 def feature_dim_of(cfg: TrainConfig) -> int:
-    """Dimension of the run's exemplar features (reads the data file when there is one)."""
-    return cfg.synth_dim if cfg.data_path is None else load_data(cfg).shape[-1]
+    """Dimension of the run's exemplar features (from the data file's header when there is one)."""
+    if cfg.data_path is None:
+        return cfg.synth_dim
+    return exemplar_file_shape(cfg.data_path, cfg.data_dataset)[-1]
+
+
+def memory_estimate(
+    cfg: TrainConfig, feature_dim: int | None = None
+) -> dict[str, tuple[int, tuple[str, ...]]]:
+    """Rough peak bytes of a run of ``cfg``, by part: ``{part: (bytes, fields that size it)}``.
+
+    ``exemplars`` (their generation and the device copy), ``parameters`` (model, gradient, Adam's
+    two moments, update), ``training step`` (a batch's activations, attention patterns and logits,
+    with gradients), ``evaluation`` (the evaluator and probe sets, their metrics and a chunk's forward
+    pass) and ``schedule`` (the evaluation steps). An order of magnitude, enough to refuse a run that
+    cannot fit before anything is allocated (:func:`check_memory`); not a prediction of the peak.
+    """
+    dim = feature_dim_of(cfg) if feature_dim is None else feature_dim
+    t, d, depth, heads, labels = cfg.seq_len, cfg.d_model, cfg.depth, cfg.n_heads, cfg.n_classes
+    words = 4 * cfg.context_pairs + 3 + cfg.icl_label_set  # random words drawn per sequence
+    block = 4 * d * d + (8 * d * d if cfg.mlp else 0) + 10 * d
+    activations = t * (dim + 16 * d * depth) + 3 * depth * heads * t * t + 3 * labels + words
+    n_sets = len(cfg.evaluators) * cfg.n_eval + 2 * cfg.n_probe
+    n_log = parse_eval_schedule(cfg.eval_schedule)
+    n_evals = (cfg.n_steps // cfg.eval_every if n_log is None else min(n_log, cfg.n_steps)) + 2
+    data = ("n_classes", "n_holdout_classes", "n_exemplars", "synth_dim")[: 4 if cfg.data_path is None else 3]
+    model = ("n_classes", "d_model", "depth", "n_heads", "context_pairs", "icl_label_set") + data[3:]
+    return {
+        "exemplars": (synthetic_bytes(cfg.n_classes + cfg.n_holdout_classes, cfg.n_exemplars, dim) * 4 // 3,
+                      data),
+        "parameters": (4 * 5 * (dim * d + 2 * labels * d + t * d + depth * block), model),
+        "training step": (4 * 2 * cfg.batch_size * activations, ("batch_size",) + model),
+        "evaluation": (4 * (2 * n_sets * (3 * t + words + 8) + min(cfg.n_eval, 500) * activations
+                            + 2 * cfg.n_probe * depth * heads * t * t), ("n_eval", "n_probe") + model),
+        "schedule": (100 * n_evals, ("eval_every" if n_log is None else "eval_schedule",)),
+    }
+
+
+def check_memory(cfg: TrainConfig, feature_dim: int | None = None, available: int | None = None) -> None:
+    """:class:`ConfigError` (``needs ~X GiB, this machine has Y GiB``) if :func:`memory_estimate`'s
+    total exceeds ``available`` bytes (default: this machine's physical memory), naming the field most
+    out of the ordinary (largest value relative to its default) of the largest part."""
+    parts = memory_estimate(cfg, feature_dim)
+    _, fields = max(parts.values())
+    require_memory(_blame(cfg, fields), sum(b for b, _ in parts.values()), available)
+
+
+def _blame(cfg: TrainConfig, fields: tuple[str, ...]) -> str:
+    """The field of ``fields`` furthest from its default (``eval_every``: below; others: above)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+
+    def ratio(name: str) -> float:
+        value, default = getattr(cfg, name), defaults[name]
+        if not isinstance(value, int):
+            return 0.0
+        return max(default, 1) / max(value, 1) if name == "eval_every" else value / max(default, 1)
+
+    return max(fields, key=ratio)
 
 
 def init_model(cfg: TrainConfig, feature_dim: int) -> Transformer:
@@ -145,6 +209,7 @@ def make_optimizer(
 
 
 __all__ = [
+    "check_memory",
     "feature_dim_of",
     "inverse_sqrt_schedule",
     "l2_penalty",
@@ -152,4 +217,5 @@ __all__ = [
     "learning_rate_schedule",
     "load_data",
     "make_optimizer",
+    "memory_estimate",
 ]

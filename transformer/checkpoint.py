@@ -38,6 +38,7 @@ from toymodels.errors import ConfigError
 
 from .build import feature_dim_of, init_model
 from .config import TrainConfig
+from .log import open_log, read_config
 from .model import Transformer
 
 LATEST = "latest"
@@ -64,33 +65,84 @@ def latest_checkpoint(out: str) -> str | None:
     pointer = os.path.join(out, LATEST)
     if not os.path.isfile(pointer):
         return None
-    with open(pointer) as f:
+    with open(pointer, errors="replace") as f:
         name = f.read().strip()
     path = os.path.join(out, name)
-    return path if os.path.isdir(path) else None
+    return path if name and os.path.isdir(path) else None
 
 
-def read_meta(ckpt: str) -> dict[str, Any]:
-    """``meta.json`` of checkpoint directory ``ckpt`` with ``config`` parsed to a :class:`TrainConfig`."""
-    with open(os.path.join(ckpt, "meta.json")) as f:
-        meta = json.load(f)
-    return {**meta, "config": TrainConfig.from_json(meta["config"])}
+def read_meta(ckpt: str, what: str = "checkpoint") -> dict[str, Any]:
+    """``meta.json`` of checkpoint directory ``ckpt`` with ``config`` parsed to a :class:`TrainConfig`;
+    :class:`ConfigError` naming ``what`` if it is missing or not a checkpoint's."""
+    path = os.path.join(ckpt, "meta.json")
+    try:
+        with open(path) as f:
+            meta = json.load(f)
+        meta = {**meta, "config": TrainConfig.from_json(meta["config"])}
+        meta["steps"], meta["evals"] = int(meta["steps"]), int(meta["evals"])
+    except ConfigError as e:
+        raise ConfigError(what, f"{path!r} holds a bad configuration ({e})") from None
+    except (OSError, ValueError, TypeError, KeyError, OverflowError) as e:
+        raise ConfigError(what, f"cannot read {path!r} ({type(e).__name__})") from None
+    return meta
+
+
+def saved_config(out: str, what: str = "resume") -> tuple[TrainConfig, str] | None:
+    """``(config, source)`` of the run in directory ``out``: its latest checkpoint's (``source`` =
+    ``"checkpoint"``), else its log's for a run that started but never checkpointed (``"log"``);
+    ``None`` if ``out`` holds neither. :class:`ConfigError` naming ``what`` if they are unreadable."""
+    ckpt = latest_checkpoint(out)
+    if ckpt is not None:
+        return read_meta(ckpt, what)["config"], "checkpoint"
+    log_path = os.path.join(out, "log.h5")
+    if not os.path.isfile(log_path):
+        return None
+    try:
+        with open_log(log_path, what) as f:
+            plain = read_config(f)
+        return TrainConfig.from_dict(plain), "log"
+    except (ConfigError, OSError) as e:
+        raise ConfigError(what, f"cannot read the configuration of {log_path!r} ({e})") from None
+
+
+def config_differences(given: TrainConfig, saved: TrainConfig, limit: int = 4) -> str:
+    """The fields where ``given`` differs from ``saved``, as ``--flag GIVEN (saved: SAVED)``, comma
+    separated (the first ``limit``, then how many more); ``""`` if they are equal."""
+
+    def show(value: Any) -> str:
+        if isinstance(value, tuple):
+            parts = (":".join(map(str, v)) if isinstance(v, tuple) else getattr(v, "name", v) for v in value)
+            return ",".join(map(str, parts)) or "''"
+        return "none" if value is None else str(value)
+
+    diffs = [
+        f"--{f.name.replace('_', '-')} {show(getattr(given, f.name))} (saved: {show(getattr(saved, f.name))})"
+        for f in dataclasses.fields(TrainConfig)
+        if getattr(given, f.name) != getattr(saved, f.name)
+    ]
+    more = f" and {len(diffs) - limit} more" if len(diffs) > limit else ""
+    return ", ".join(diffs[:limit]) + more
 
 
 def restore_state(ckpt: str, model: Transformer, opt_state: PyTree) -> tuple[Transformer, PyTree]:
     """The model and optimiser state saved in ``ckpt``, read into the structures ``model`` and
-    ``opt_state`` of the run being resumed; :class:`ConfigError` (``resume``) if the files do not
-    fit them (e.g. a frozen-graft run saved before frozen parameters stopped keeping Adam moments).
+    ``opt_state`` of the run being resumed; :class:`ConfigError` (``resume``) if the files are
+    corrupt or do not fit them (e.g. a frozen-graft run saved before frozen parameters stopped
+    keeping Adam moments).
     """
     try:
         model = eqx.tree_deserialise_leaves(os.path.join(ckpt, "model.eqx"), model)
         opt_state = eqx.tree_deserialise_leaves(os.path.join(ckpt, "opt.eqx"), opt_state)
-    except (RuntimeError, ValueError, OSError) as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+    except Exception as e:  # whatever a corrupt or foreign file makes the deserialiser raise
         raise ConfigError(
-            "resume", f"{ckpt!r} does not hold this run's model and optimiser state ({reason})"
+            "resume", f"{ckpt!r} does not hold this run's model and optimiser state ({_reason(e)})"
         ) from None
     return model, opt_state
+
+
+def _reason(e: Exception) -> str:
+    """The first line of an exception's message (its type's name if it has none)."""
+    return str(e).splitlines()[0] if str(e).strip() else type(e).__name__
 
 
 def _write_checkpoint(out: str, evals: int, write) -> str:
@@ -162,9 +214,10 @@ def _evals_of(name: str) -> int | None:
     return int(digits) if name.startswith(PREFIX) and digits.isdigit() else None
 
 
-def list_checkpoints(run_dir: str) -> list[CheckpointInfo]:
+def list_checkpoints(run_dir: str, what: str = "run") -> list[CheckpointInfo]:
     """Every checkpoint of run directory ``run_dir`` (directories ``ckpt-*`` holding ``model.eqx``
-    and ``meta.json``), sorted by evaluations done; ``[]`` if there is none."""
+    and ``meta.json``), sorted by evaluations done; ``[]`` if there is none; :class:`ConfigError`
+    naming ``what`` for an unreadable ``meta.json``."""
     if not os.path.isdir(run_dir):
         return []
     found = []
@@ -174,12 +227,16 @@ def list_checkpoints(run_dir: str) -> list[CheckpointInfo]:
             os.path.isfile(os.path.join(path, f)) for f in ("model.eqx", "meta.json")
         ):
             continue
-        with open(os.path.join(path, "meta.json")) as f:
-            meta = json.load(f)
-        seen = meta.get("seen")
-        if seen is None:  # written before meta.json recorded it
-            seen = meta["steps"] * json.loads(meta["config"])["batch_size"]
-        found.append(CheckpointInfo(int(meta["evals"]), int(meta["steps"]), int(seen), path))
+        try:
+            with open(os.path.join(path, "meta.json")) as f:
+                meta = json.load(f)
+            seen = meta.get("seen")
+            if seen is None:  # written before meta.json recorded it
+                seen = meta["steps"] * json.loads(meta["config"])["batch_size"]
+            found.append(CheckpointInfo(int(meta["evals"]), int(meta["steps"]), int(seen), path))
+        except (OSError, ValueError, TypeError, KeyError, AttributeError, OverflowError) as e:
+            bad = os.path.join(path, "meta.json")
+            raise ConfigError(what, f"cannot read {bad!r} ({type(e).__name__})") from None
     return sorted(found, key=lambda c: c.evals)
 
 
@@ -192,7 +249,7 @@ def checkpoint_at(run_dir: str, spec: str | int, what: str = "checkpoint") -> Ch
     that point of training, never one trained on more data. :class:`ConfigError` naming ``what``,
     listing the available checkpoints, if there is none.
     """
-    found = list_checkpoints(run_dir)
+    found = list_checkpoints(run_dir, what)
     available = ", ".join(str(c.seen) for c in found) or "none"
     if not found:
         raise ConfigError(what, f"no checkpoints in {run_dir!r}")
@@ -223,24 +280,35 @@ def load_checkpoint(
     directory or its ``model.eqx``. ``feature_dim`` defaults to the saved run's data. A missing
     checkpoint is a :class:`ConfigError` naming ``what``.
     """
+    given, path = path, _model_file(path, what)
+    cfg = read_meta(os.path.dirname(path), what)["config"]
+    if feature_dim is None:
+        feature_dim = feature_dim_of(cfg)
+    try:
+        return cfg, eqx.tree_deserialise_leaves(path, init_model(cfg, feature_dim))
+    except Exception as e:  # whatever a corrupt or foreign file makes the deserialiser raise
+        raise ConfigError(
+            what, f"cannot read {given!r} with {feature_dim}-dimensional features ({_reason(e)})"
+        ) from None
+
+
+def checkpoint_config(path: str, what: str = "checkpoint") -> TrainConfig:
+    """The configuration of the checkpoint :func:`load_checkpoint` would load from ``path`` (the
+    model is not read)."""
+    return read_meta(os.path.dirname(_model_file(path, what)), what)["config"]
+
+
+def _model_file(path: str, what: str) -> str:
+    """``model.eqx`` of a run directory (its latest checkpoint), a checkpoint directory or the file
+    itself; :class:`ConfigError` naming ``what`` unless it and its ``meta.json`` exist."""
     given = path
     if os.path.isdir(path) and os.path.isfile(os.path.join(path, LATEST)):
         path = latest_checkpoint(path) or path
     if os.path.isdir(path):
         path = os.path.join(path, "model.eqx")
-    ckpt = os.path.dirname(path)
-    if not (os.path.isfile(path) and os.path.isfile(os.path.join(ckpt, "meta.json"))):
+    if not (os.path.isfile(path) and os.path.isfile(os.path.join(os.path.dirname(path), "meta.json"))):
         raise ConfigError(what, f"no checkpoint (model.eqx + meta.json) at {given!r}")
-    cfg = read_meta(ckpt)["config"]
-    if feature_dim is None:
-        feature_dim = feature_dim_of(cfg)
-    try:
-        return cfg, eqx.tree_deserialise_leaves(path, init_model(cfg, feature_dim))
-    except (RuntimeError, ValueError, OSError) as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ConfigError(
-            what, f"cannot read {given!r} with {feature_dim}-dimensional features ({reason})"
-        ) from None
+    return path
 
 
 def load_donor(cfg: TrainConfig, feature_dim: int) -> Transformer:
@@ -309,6 +377,8 @@ __all__ = [
     "LATEST",
     "CheckpointInfo",
     "checkpoint_at",
+    "checkpoint_config",
+    "config_differences",
     "frozen_mask",
     "graft",
     "latest_checkpoint",
@@ -319,6 +389,7 @@ __all__ = [
     "restore_state",
     "save_checkpoint",
     "save_history",
+    "saved_config",
     "submodule",
     "transplant",
 ]

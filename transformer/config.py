@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 from typing import Any
 
 from toymodels.errors import ConfigError
@@ -152,22 +153,18 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - fields
+        """The config of plain (JSON) values: tuples from lists, interventions from dicts."""
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ConfigError(sorted(unknown)[0], "unknown config field")
         d = dict(d)
-        if "lr_steps" in d:
-            d["lr_steps"] = tuple((int(s), float(v)) for s, v in d["lr_steps"])
-        for name in ("evaluators", "graft_modules"):
-            if name in d:
-                d[name] = tuple(d[name])
-        if "mix" in d:
-            d["mix"] = tuple((str(k), float(w)) for k, w in d["mix"])
-        if "opto" in d:
-            d["opto"] = tuple(
-                iv if isinstance(iv, Intervention) else Intervention.from_dict(iv) for iv in d["opto"]
-            )
+        for name in sorted(_FROM_PLAIN.keys() & d.keys()):
+            try:
+                d[name] = _FROM_PLAIN[name](d[name])
+            except ConfigError:
+                raise
+            except (TypeError, ValueError, OverflowError):
+                raise ConfigError(name, f"cannot read {d[name]!r}") from None
         return cls(**d)
 
     def edits(self) -> tuple[Edit, ...]:
@@ -212,27 +209,31 @@ class TrainConfig:
         return train_spec(self.train_kind)
 
     def validate(self) -> None:
-        """Raise :class:`ConfigError` naming the first bad field (called on construction)."""
-        positive = (
-            "n_classes n_exemplars synth_dim context_pairs burstiness depth d_model n_heads "
-            "batch_size n_sequences eval_every n_eval n_probe checkpoint_every"
-        ).split()
-        for name in positive:
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(name, f"must be >= 1, got {getattr(self, name)}")
-        if self.n_holdout_classes < 0:
-            raise ConfigError("n_holdout_classes", f"must be >= 0, got {self.n_holdout_classes}")
+        """Raise :class:`ConfigError` naming the first bad field (called on construction): types,
+        every number finite and in its range (:data:`INT_MINIMUM`, :data:`FLOAT_RANGES`, seeds in
+        ``[0, 2^32)``, at most :data:`MAX_STEPS` steps), names, and the fields' combinations."""
+        _check_types(self)
+        for name, low in INT_MINIMUM.items():
+            if getattr(self, name) < low:
+                raise ConfigError(name, f"must be >= {low}, got {getattr(self, name)}")
+        for name in SEEDS:
+            if not 0 <= getattr(self, name) < 2**32:
+                raise ConfigError(name, f"must be in [0, 2^32), got {getattr(self, name)}")
+        for name, (low, high, brackets) in FLOAT_RANGES.items():
+            _check_range(name, getattr(self, name), low, high, brackets)
+        if self.n_steps > MAX_STEPS:
+            raise ConfigError("n_sequences", f"{self.n_sequences} sequences of batch {self.batch_size} are "
+                              f"{self.n_steps} steps, more than the {MAX_STEPS} a run can count")
         if self.context_pairs < 2 * self.burstiness:
-            raise ConfigError(
-                "context_pairs",
-                f"{self.context_pairs} is shorter than 2 x burstiness = {2 * self.burstiness}",
-            )
+            msg = f"{self.context_pairs} is shorter than 2 x burstiness = {2 * self.burstiness}"
+            raise ConfigError("context_pairs", msg)
         if self.d_model % self.n_heads:
             raise ConfigError("n_heads", f"d_model={self.d_model} is not divisible by {self.n_heads}")
-        if self.positional not in ("learned", "sinusoidal", "rope"):
-            raise ConfigError("positional", f"unknown encoding {self.positional!r}")
-        if self.train_kind not in TRAIN_KINDS:
-            raise ConfigError("train_kind", f"must be one of {tuple(TRAIN_KINDS)}, got {self.train_kind!r}")
+        if self.icl_label_set > self.n_classes:
+            raise ConfigError("icl_label_set", f"{self.icl_label_set} > the model's {self.n_classes} labels")
+        for name, allowed in _CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(name, f"must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         kinds = [k for k, _ in self.mix]
         for k, w in self.mix:
             if k not in TRAIN_KINDS:
@@ -241,52 +242,19 @@ class TrainConfig:
                 raise ConfigError("mix", f"the weight of {k!r} must be finite and > 0, got {w}")
         if len(set(kinds)) < len(kinds):
             raise ConfigError("mix", f"a kind appears twice in {kinds}")
-        last_seen = self.n_steps * self.batch_size
-        for value in parse_keep(self.keep_checkpoints).values:
-            if value > last_seen:
-                raise ConfigError(
-                    "keep_checkpoints",
-                    f"{value} sequences is past the last evaluation ({last_seen} sequences seen)",
-                )
-        parse_eval_schedule(self.eval_schedule)
+        _check_schedules(self)
         for name in self.evaluators:
             if name not in EVALUATORS:
                 raise ConfigError("evaluators", f"unknown evaluator {name!r} (one of {tuple(EVALUATORS)})")
         if not self.evaluators:
             raise ConfigError("evaluators", "at least one evaluator is required")
-        if not (self.label_init_scale > 0):
-            raise ConfigError("label_init_scale", f"must be > 0, got {self.label_init_scale}")
-        if not (self.lr > 0):
-            raise ConfigError("lr", f"must be > 0, got {self.lr}")
+        steps = [step for step, _ in self.lr_steps]
+        if steps != sorted(set(steps)) or not all(0 <= step <= MAX_STEPS for step in steps):
+            raise ConfigError("lr_steps", f"steps must increase and lie in [0, {MAX_STEPS}], got {steps}")
         for step, value in self.lr_steps:
-            if step < 0 or not value > 0:
-                raise ConfigError("lr_steps", f"bad (step, lr) pair ({step}, {value})")
-        if self.warmup_steps < 0:
-            raise ConfigError("warmup_steps", f"must be >= 0, got {self.warmup_steps}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ConfigError(
-                "lr_schedule", f"must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}"
-            )
+            _check_range("lr_steps", value, 0.0, math.inf, "()", f"the learning rate of step {step}")
         if self.lr_schedule == "inverse_sqrt" and (self.warmup_steps < 1 or self.lr_steps):
             raise ConfigError("lr_schedule", "inverse_sqrt needs warmup_steps >= 1 and no lr_steps")
-        if not (math.isfinite(self.l2_penalty) and self.l2_penalty >= 0):
-            raise ConfigError("l2_penalty", f"must be finite and >= 0, got {self.l2_penalty}")
-        if self.l2_groups not in L2_GROUPS:
-            raise ConfigError("l2_groups", f"must be one of {', '.join(L2_GROUPS)}, got {self.l2_groups!r}")
-        if not 0.0 <= self.p_bursty <= 1.0:
-            raise ConfigError("p_bursty", f"must be in [0, 1], got {self.p_bursty}")
-        if self.zipf_alpha < 0:
-            raise ConfigError("zipf_alpha", f"must be >= 0, got {self.zipf_alpha}")
-        if self.synth_noise < 0:
-            raise ConfigError("synth_noise", f"must be >= 0, got {self.synth_noise}")
-        if self.synth_variants < 1:
-            raise ConfigError("synth_variants", f"must be >= 1, got {self.synth_variants}")
-        if not (math.isfinite(self.synth_variant_scale) and self.synth_variant_scale >= 0):
-            raise ConfigError(
-                "synth_variant_scale", f"must be finite and >= 0, got {self.synth_variant_scale}"
-            )
-        if not math.isfinite(self.synth_offset):
-            raise ConfigError("synth_offset", f"must be finite, got {self.synth_offset}")
         if self.graft_modules and not self.graft_from:
             raise ConfigError("graft_from", "graft_modules given without a checkpoint to graft from")
         if not all(isinstance(iv, Intervention) for iv in self.opto):
@@ -294,21 +262,114 @@ class TrainConfig:
         self.edits()
         try:
             self.sequence_spec().validate()
-        except DataError as e:  # its messages are "field: reason"
-            raise ConfigError(*str(e).split(": ", 1)) from None
+        except DataError as e:  # the sampler's names for two of the fields
+            raise ConfigError(_SPEC_FIELDS.get(e.param, e.param), e.message) from None
+
+
+MAX_STEPS = 2**31 - 1
+"""Most steps of a run (the step counter inside the compiled training scan is int32)."""
+MAX_LOG_POINTS = 10**6
+"""Largest ``N`` of ``log:N`` (``eval_schedule``, ``keep_checkpoints``)."""
+SEEDS: tuple[str, ...] = ("synth_seed", "init_seed", "train_seed", "eval_seed")
+INT_MINIMUM: dict[str, int] = {"n_holdout_classes": 0, "warmup_steps": 0, **dict.fromkeys(
+    "n_classes n_exemplars synth_dim synth_variants context_pairs burstiness icl_label_set depth "
+    "d_model n_heads batch_size n_sequences eval_every n_eval n_probe checkpoint_every".split(), 1)}
+"""Smallest value of each integer field (seeds: :data:`SEEDS`)."""
+FLOAT_RANGES: dict[str, tuple[float, float, str]] = {
+    "synth_noise": (0.0, math.inf, "[)"), "synth_offset": (-math.inf, math.inf, "()"),
+    "synth_variant_scale": (0.0, math.inf, "[)"), "p_bursty": (0.0, 1.0, "[]"),
+    "zipf_alpha": (0.0, math.inf, "[)"), "label_init_scale": (0.0, math.inf, "()"),
+    "lr": (0.0, math.inf, "()"), "beta1": (0.0, 1.0, "[)"), "beta2": (0.0, 1.0, "[)"),
+    "weight_decay": (0.0, math.inf, "[)"), "l2_penalty": (0.0, math.inf, "[)"),
+}
+"""Range of each float field, ``(low, high, brackets)``: ``"[)"`` = ``low <= x < high``; always finite."""
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "positional": ("learned", "sinusoidal", "rope"), "unembed_init": ("independent", "labels"),
+    "train_kind": tuple(TRAIN_KINDS), "lr_schedule": LR_SCHEDULES, "l2_groups": L2_GROUPS,
+}
+_FROM_PLAIN: dict[str, Any] = {
+    "lr_steps": lambda v: tuple((s, float(w)) for s, w in v),
+    "evaluators": tuple,
+    "graft_modules": tuple,
+    "mix": lambda v: tuple((str(k), float(w)) for k, w in v),
+    "opto": lambda v: tuple(iv if isinstance(iv, Intervention) else Intervention.from_dict(iv) for iv in v),
+}
+"""How :meth:`TrainConfig.from_dict` turns plain values of the tuple fields into theirs."""
+_SPEC_FIELDS = {"kind": "train_kind", "label_set": "icl_label_set"}
+"""Fields of :class:`~transformer.data.SequenceSpec` named differently in the config."""
+
+
+def _check_range(name: str, value: float, low: float, high: float, brackets: str, what: str = "") -> None:
+    """:class:`ConfigError` for ``name`` unless ``value`` is finite and within ``brackets`` of low, high."""
+    above = value >= low if brackets[0] == "[" else value > low
+    below = value <= high if brackets[1] == "]" else value < high
+    if math.isfinite(value) and above and below:
+        return
+    if math.isinf(low) and math.isinf(high):
+        need = "finite"
+    elif math.isinf(high):
+        need = f"finite and {'>=' if brackets[0] == '[' else '>'} {low:g}"
+    else:
+        need = f"in {brackets[0]}{low:g}, {high:g}{brackets[1]}"
+    raise ConfigError(name, f"{what + ' ' if what else ''}must be {need}, got {value}")
+
+
+def _check_types(cfg: TrainConfig) -> None:
+    """:class:`ConfigError` for the first field whose value is not of its declared type."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        ok = {
+            "int": isinstance(value, numbers.Integral) and not isinstance(value, bool),
+            "float": isinstance(value, numbers.Real) and not isinstance(value, bool),
+            "bool": isinstance(value, bool),
+            "str": isinstance(value, str),
+            "str | None": value is None or isinstance(value, str),
+        }.get(f.type, isinstance(value, tuple))
+        if not ok:
+            raise ConfigError(f.name, f"must be of type {f.type}, got {value!r}")
+    pairs = {"lr_steps": (numbers.Integral, numbers.Real), "mix": (str, numbers.Real)}
+    for name, types in pairs.items():
+        for pair in getattr(cfg, name):
+            if not (isinstance(pair, tuple) and len(pair) == 2 and all(map(isinstance, pair, types))):
+                raise ConfigError(name, f"expected ({types[0].__name__}, number) pairs, got {pair!r}")
+    for name in ("evaluators", "graft_modules"):
+        if not all(isinstance(v, str) for v in getattr(cfg, name)):
+            raise ConfigError(name, f"expected names, got {getattr(cfg, name)!r}")
+
+
+def _check_schedules(cfg: TrainConfig) -> None:
+    """``eval_schedule`` and ``keep_checkpoints`` parse, with at most :data:`MAX_LOG_POINTS` log points
+    and kept sequences-seen values within the run."""
+    for name, parse in (("eval_schedule", parse_eval_schedule), ("keep_checkpoints", parse_keep)):
+        try:
+            spec = parse(getattr(cfg, name))
+        except ConfigError:
+            raise
+        except (ValueError, OverflowError):  # transformer.schedule's int(float(text)) of nan, 1e400
+            raise ConfigError(name, f"cannot parse {getattr(cfg, name)!r}") from None
+        n = spec if name == "eval_schedule" else (spec.n if spec.mode == "log" else None)
+        if n is not None and n > MAX_LOG_POINTS:
+            raise ConfigError(name, f"N of log:N must be <= {MAX_LOG_POINTS}, got {n}")
+    last_seen = cfg.n_steps * cfg.batch_size
+    for value in parse_keep(cfg.keep_checkpoints).values:
+        if value > last_seen:
+            raise ConfigError(
+                "keep_checkpoints",
+                f"{value} sequences is past the last evaluation ({last_seen} sequences seen)",
+            )
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # The study's main run (thesis ch. 5) at full scale; meant for a GPU.
-    # synth_offset 1: a component shared by all exemplars, like the study's non-negative ResNet
-    # features; with centred features the CPU runs learned CIWL first and never formed ICL
-    # (docs/cpu_quick_preset.md). Not yet run at this scale (no GPU so far).
+    # The study's main run (thesis ch. 5) at full scale (≈ 3 h on one CPU core). Features: 64-d
+    # synthetic prototypes with a shared offset of +1.5 (cpu-quick's): with 512-d prototypes the
+    # run learned CIWL first and never formed ICL, at this and at 10-30x the learning rate; with
+    # 64-d ones ICL forms first (probes and the run: docs/paper_scale.md).
     "coopetition-paper": dict(
         n_classes=12800,
         n_exemplars=20,
-        synth_dim=512,
+        synth_dim=64,
         synth_noise=0.75,
-        synth_offset=1.0,
+        synth_offset=1.5,
         lr=1e-5,
         batch_size=32,
         n_sequences=20_000_000,

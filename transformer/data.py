@@ -46,9 +46,11 @@ Mixtures of these distributions (the original study's mixed samplers) are
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
+from collections.abc import Iterator
 from typing import Literal, NamedTuple
 
 import h5py
@@ -58,6 +60,8 @@ import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from toymodels._internal import atomic_write
+from toymodels._internal.cli_tools import require_memory
+from toymodels.errors import ConfigError
 
 DEFAULT_DATASET = "resnet18/224/feat"
 
@@ -65,8 +69,13 @@ SequenceKind = Literal["bursty", "nonbursty", "icl_only", "iwl", "ciwl", "flip"]
 SEQUENCE_KINDS: tuple[str, ...] = ("bursty", "nonbursty", "icl_only", "iwl", "ciwl", "flip")
 
 
-class DataError(ValueError):
-    """Bad data file or data/sequence specification (reported as a one-line error)."""
+class DataError(ConfigError):
+    """Bad data file or data/sequence specification, raised with one string ``"param: reason"``: a
+    :class:`~toymodels.errors.ConfigError` for ``param`` (command lines print ``error: --param: reason``)."""
+
+    def __init__(self, text: str):
+        param, sep, message = text.partition(": ")
+        super().__init__(param if sep else "data", message if sep else text)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -95,17 +104,7 @@ def synthetic_exemplars(
     The draws are ``δ`` (classes × 1 × dim), then ``ξ``, then ``β`` (numpy PCG64 from ``seed``),
     so ``ξ`` and ``δ`` do not depend on ``variants``.
     """
-    for name, value in (
-        ("n_classes", n_classes), ("n_exemplars", n_exemplars), ("dim", dim), ("variants", variants)
-    ):
-        if int(value) < 1:
-            raise DataError(f"{name} must be >= 1, got {value}")
-    if not (math.isfinite(noise) and noise >= 0):
-        raise DataError(f"noise must be finite and >= 0, got {noise}")
-    if not math.isfinite(offset):
-        raise DataError(f"offset must be finite, got {offset}")
-    if not (math.isfinite(variant_scale) and variant_scale >= 0):
-        raise DataError(f"variant_scale must be finite and >= 0, got {variant_scale}")
+    check_synthetic(n_classes, n_exemplars, dim, noise, seed, offset, variants, variant_scale)
     rng = np.random.default_rng(seed)
     proto = rng.standard_normal((n_classes, 1, dim), dtype=np.float32)
     xi = rng.standard_normal((n_classes, n_exemplars, dim), dtype=np.float32)
@@ -138,13 +137,33 @@ def write_exemplar_file(
     atomic_write(path, write, suffix=".h5")
 
 
-def load_exemplars(
-    path: str | os.PathLike,
-    dataset: str = DEFAULT_DATASET,
-    n_classes: int | None = None,
-    n_exemplars: int | None = None,
-) -> Float[np.ndarray, "classes exemplars dim"]:
-    """Load and validate the first ``n_classes`` × ``n_exemplars`` exemplars of a file."""
+def check_synthetic(
+    n_classes: int, n_exemplars: int, dim: int, noise: float, seed: int, offset: float = 0.0,
+    variants: int = 1, variant_scale: float = 1.0,
+) -> None:
+    """:class:`DataError` naming the first bad argument of :func:`synthetic_exemplars` (which calls it)."""
+    sizes = {"n_classes": n_classes, "n_exemplars": n_exemplars, "dim": dim, "variants": variants}
+    for name, value in sizes.items():
+        if int(value) < 1:
+            raise DataError(f"{name}: must be >= 1, got {value}")
+    if seed < 0:
+        raise DataError(f"seed: must be >= 0, got {seed}")
+    if not (math.isfinite(noise) and noise >= 0):
+        raise DataError(f"noise: must be finite and >= 0, got {noise}")
+    if not math.isfinite(offset):
+        raise DataError(f"offset: must be finite, got {offset}")
+    if not (math.isfinite(variant_scale) and variant_scale >= 0):
+        raise DataError(f"variant_scale: must be finite and >= 0, got {variant_scale}")
+
+
+def synthetic_bytes(n_classes: int, n_exemplars: int, dim: int) -> int:
+    """Peak bytes of :func:`synthetic_exemplars` (three float32 arrays of the output's size)."""
+    return 3 * 4 * n_classes * n_exemplars * dim
+
+
+@contextlib.contextmanager
+def _exemplar_dataset(path: str | os.PathLike, dataset: str) -> Iterator[h5py.Dataset]:
+    """The checked exemplar dataset of a file (3-d, floating point, nothing empty), left unread."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise DataError(f"data_path: no such file {path!r}")
@@ -153,23 +172,48 @@ def load_exemplars(
     except OSError as e:
         raise DataError(f"data_path: {path!r} is not a readable HDF5 file ({e})") from None
     with f:
-        if dataset not in f or not isinstance(f[dataset], h5py.Dataset):
+        try:
+            d = f[dataset] if dataset in f else None
+        except (KeyError, ValueError, TypeError, OSError):
+            d = None
+        if not isinstance(d, h5py.Dataset):
             raise DataError(f"data_dataset: {path!r} has no dataset {dataset!r}")
-        d = f[dataset]
-        if d.ndim != 3:
+        if d.ndim != 3 or 0 in d.shape:
             raise DataError(
                 f"data_dataset: {dataset!r} must be classes x exemplars x dim, got shape {d.shape}"
             )
         if not np.issubdtype(d.dtype, np.floating):
             raise DataError(f"data_dataset: {dataset!r} must be floating point, got {d.dtype}")
-        c, e, _ = d.shape
+        yield d
+
+
+def exemplar_file_shape(path: str | os.PathLike, dataset: str = DEFAULT_DATASET) -> tuple[int, int, int]:
+    """``(classes, exemplars, dim)`` of a file's exemplar dataset, checked (as it is loaded) but unread."""
+    with _exemplar_dataset(path, dataset) as d:
+        return tuple(int(n) for n in d.shape)
+
+
+def load_exemplars(
+    path: str | os.PathLike,
+    dataset: str = DEFAULT_DATASET,
+    n_classes: int | None = None,
+    n_exemplars: int | None = None,
+) -> Float[np.ndarray, "classes exemplars dim"]:
+    """Load and validate the first ``n_classes`` × ``n_exemplars`` exemplars of a file (refused up
+    front if they would not fit in this machine's memory)."""
+    with _exemplar_dataset(path, dataset) as d:
+        c, e, dim = d.shape
         n_classes = c if n_classes is None else n_classes
         n_exemplars = e if n_exemplars is None else n_exemplars
         if not 1 <= n_classes <= c:
             raise DataError(f"n_classes: {n_classes} requested but the file has {c} classes")
         if not 1 <= n_exemplars <= e:
             raise DataError(f"n_exemplars: {n_exemplars} requested but the file has {e} exemplars")
-        x = np.asarray(d[:n_classes, :n_exemplars], dtype=np.float32)
+        require_memory("n_classes", 2 * 4 * n_classes * n_exemplars * dim)
+        try:
+            x = np.asarray(d[:n_classes, :n_exemplars], dtype=np.float32)
+        except OSError as err:
+            raise DataError(f"data_path: cannot read {dataset!r} of {os.fspath(path)!r} ({err})") from None
     if not np.all(np.isfinite(x)):
         raise DataError(f"data_dataset: {dataset!r} contains non-finite values")
     return x
@@ -400,39 +444,7 @@ def gather_features(
     return exemplars[seqs.classes, seqs.exemplars]
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m transformer.data --out FILE ...``: write a synthetic exemplar file."""
-    import argparse
-    import sys
+if __name__ == "__main__":  # python -m transformer.data: the command line is transformer.cli's
+    from .cli import data_main
 
-    p = argparse.ArgumentParser(prog="python -m transformer.data",
-                                description="Write synthetic exemplars in the study's HDF5 layout.")
-    p.add_argument("--out", required=True)
-    p.add_argument("--n-classes", type=int, default=12800)
-    p.add_argument("--n-exemplars", type=int, default=20)
-    p.add_argument("--dim", type=int, default=512)
-    p.add_argument("--noise", type=float, default=0.75)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--offset", type=float, default=0.0, help="constant added to every coordinate")
-    p.add_argument("--variants", type=int, default=1,
-                   help="classes per shared base prototype (the study: 8 rotations/flips)")
-    p.add_argument("--variant-scale", type=float, default=1.0,
-                   help="spread of a group's class prototypes around its base prototype")
-    p.add_argument("--dataset", default=DEFAULT_DATASET)
-    args = p.parse_args(argv)
-    try:
-        x = synthetic_exemplars(args.n_classes, args.n_exemplars, args.dim, args.noise, args.seed,
-                                args.offset, args.variants, args.variant_scale)
-        write_exemplar_file(args.out, x, args.dataset,
-                            attrs={"noise": args.noise, "seed": args.seed, "offset": args.offset,
-                                   "variants": args.variants,
-                                   "variant_scale": args.variant_scale, "synthetic": True})
-    except (DataError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"{args.out}: {args.dataset} {x.shape} float32")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(data_main())

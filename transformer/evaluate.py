@@ -4,8 +4,9 @@ Options: ``--opto NAME:key=value,...`` / ``--opto-file FILE.json`` (intervention
 added to the run's own), ``--drop-run-opto`` (evaluate without the run's training interventions),
 ``--modules-from SRC:MODULES`` (replace modules such as ``blocks.1,unembed`` by those of another
 checkpoint: ``RUN@last``, ``RUN@SEQUENCES`` or a checkpoint path), ``--evaluators icl,flip_icl``.
-Writes a log in the training layout (:func:`transformer.reevaluate.evaluate_run`). Bad input prints
-one line ``error: param: reason``, exits 2 and writes nothing.
+Writes a log in the training layout (:func:`transformer.reevaluate.evaluate_run`). Bad input (a
+missing or corrupt run, a bad option, an unwritable ``--out``) prints one line ``error: --flag:
+reason`` (``error: run: reason`` for the run), exits 2 and writes nothing.
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ import argparse
 import sys
 import time
 
+from toymodels._internal.cli_tools import OneLineParser, error_line
 from toymodels.errors import ConfigError
 
-from .data import DataError
 from .opto.cli import add_opto_arguments, interventions_from_args
 from .reevaluate import evaluate_run, parse_source
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m transformer.evaluate",
         description="Evaluate every kept checkpoint of a run (with interventions or modules from "
         "another checkpoint) and write a log in the training layout.",
@@ -69,8 +70,11 @@ def main(argv: list[str] | None = None) -> int:
             keep_run_opto=not args.drop_run_opto,
             progress=progress,
         )
-    except (ConfigError, DataError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except ConfigError as e:
+        print(error_line(e, positional=("run",)), file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("error: run: out of memory evaluating its checkpoints", file=sys.stderr)
         return 2
     if not args.no_progress:
         print(file=sys.stderr)

@@ -153,6 +153,33 @@ def write_log(
             f.create_dataset("train_loss", data=np.asarray(train_loss[1], dtype=np.float32))
 
 
+def trim_log(src: str | os.PathLike, dst: str | os.PathLike, n_eval: int) -> None:
+    """Copy log ``src`` to ``dst`` (atomically) in the same layout, keeping only the first ``n_eval``
+    sequences of each evaluator (``<evaluator>/<metric>`` and ``<evaluator>/target``): a log small
+    enough to commit. Everything else (training losses, probes, attributes) is copied whole."""
+    require(n_eval >= 1, "n_eval", f"must be >= 1, got {n_eval}")
+
+    def write(tmp: str) -> None:
+        with h5py.File(os.fspath(src), "r") as f, h5py.File(tmp, "w") as g:
+            for key, value in f.attrs.items():
+                g.attrs[key] = value
+            g.attrs["trimmed_to_sequences"] = n_eval
+            for name in f:
+                link = f.get(name, getlink=True)
+                if isinstance(link, h5py.SoftLink):
+                    continue
+                if name in EVALUATORS:
+                    grp = g.create_group(name)
+                    for m, d in f[name].items():
+                        data = d[:, :n_eval] if d.ndim == 2 else d[:n_eval]
+                        grp.create_dataset(m, data=data, maxshape=(None,) * d.ndim)
+                else:
+                    f.copy(f[name], g, name=name)
+            _link_aliases(g, [n for n in EVALUATORS if n in g])
+
+    atomic_write(os.fspath(dst), write, suffix=".h5")
+
+
 # ----------------------------------------------------------------------------------------------
 # Reading
 # ----------------------------------------------------------------------------------------------
@@ -240,5 +267,6 @@ __all__ = [
     "open_log",
     "read_config",
     "split_by_target",
+    "trim_log",
     "write_log",
 ]

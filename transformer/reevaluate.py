@@ -16,7 +16,6 @@ own evaluation sets and probes and writes a log in the training layout (:mod:`tr
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Callable, Sequence
 
@@ -28,8 +27,7 @@ from toymodels._internal import atomic_write
 from toymodels.errors import ConfigError, require
 
 from .build import feature_dim_of, init_model, load_data
-from .checkpoint import checkpoint_at, graft, list_checkpoints, load_checkpoint, submodule
-from .config import TrainConfig
+from .checkpoint import checkpoint_at, graft, list_checkpoints, load_checkpoint, read_meta, submodule
 from .evaluators import evaluate_all, evaluator_sets, probe_sets
 from .log import append_eval, create_log
 from .model import Transformer
@@ -84,8 +82,7 @@ def evaluate_run(
     """
     found = list_checkpoints(run_dir)
     require(len(found) > 0, "run", f"no checkpoints (ckpt-*/model.eqx + meta.json) in {run_dir!r}")
-    with open(os.path.join(found[-1].path, "meta.json")) as f:
-        cfg = TrainConfig.from_json(json.load(f)["config"])
+    cfg = read_meta(found[-1].path, "run")["config"]
     changes: dict = {"opto": (cfg.opto if keep_run_opto else ()) + tuple(interventions)}
     if evaluators is not None:
         changes["evaluators"] = tuple(evaluators)
@@ -107,10 +104,10 @@ def evaluate_run(
             except ConfigError:
                 raise ConfigError("modules-from", f"no module {m!r} in the model") from None
         graft(probe, donor, modules_from.modules)  # shapes checked now
-    require(
-        os.path.isdir(os.path.dirname(os.path.abspath(out))), "out", f"directory of {out!r} does not exist"
-    )
-    require(not os.path.isdir(out), "out", f"{out!r} is a directory")
+    directory = os.path.dirname(os.path.abspath(out))
+    require(os.path.isdir(directory), "out", f"directory of {out!r} does not exist")
+    require(os.access(directory, os.W_OK | os.X_OK), "out", f"directory of {out!r} is not writable")
+    require(bool(out) and not os.path.isdir(out), "out", f"{out!r} is a directory")
 
     exemplars = jnp.asarray(load_data(cfg))
     sets, probes, edits = evaluator_sets(cfg), probe_sets(cfg), cfg.edits()
@@ -137,7 +134,10 @@ def evaluate_run(
             if progress is not None:
                 progress(i + 1, len(found))
 
-    atomic_write(out, fill, suffix=".h5")
+    try:
+        atomic_write(out, fill, suffix=".h5")
+    except OSError as e:
+        raise ConfigError("out", f"cannot write {out!r} ({e.strerror or e})") from None
     return out
 
 

@@ -52,9 +52,9 @@ def _count(text: str, param: str, what: str, minimum: int) -> int:
     """``text`` as an integer ≥ ``minimum`` (``2e6`` notation allowed when integral)."""
     try:
         value = float(text) if "e" in text.lower() else int(text)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise ConfigError(param, f"cannot parse {text!r} as {what}") from None
-    if value != int(value) or value < minimum:
+    if not math.isfinite(value) or value != int(value) or value < minimum:
         raise ConfigError(param, f"{what} must be an integer >= {minimum}, got {text!r}")
     return int(value)
 

@@ -7,8 +7,9 @@ per-step Python dispatch and a resumed run draws exactly the same data as an uni
 :func:`train` runs (or resumes) a configuration: it evaluates at the steps of
 :func:`transformer.schedule.eval_schedule` (0, every ``eval_every`` steps or log-spaced, and the
 end; :mod:`transformer.evaluators`), appends to ``OUT/log.h5``
-(:mod:`transformer.log`) and checkpoints (:mod:`transformer.checkpoint`). The command line is
-:mod:`transformer.cli` (``python -m transformer.train``).
+(:mod:`transformer.log`) and checkpoints (:mod:`transformer.checkpoint`). It checks everything
+before it writes anything, and stops a run whose loss turns non-finite with
+:class:`TrainingDiverged`. The command line is :mod:`transformer.cli` (``python -m transformer.train``).
 
 (This module is ``trainer``, not ``train``: ``python -m transformer.train`` needs a module of that
 name, and a package facade cannot export a function named like one of its submodules.)
@@ -29,10 +30,13 @@ import optax
 from jaxtyping import PyTree
 
 from toymodels._internal import atomic_write
+from toymodels._internal.cli_tools import check_output_dir
 from toymodels.errors import ConfigError
 
-from .build import init_model, l2_penalty, load_data, make_optimizer
+from .build import check_memory, init_model, l2_penalty, load_data, make_optimizer
 from .checkpoint import (
+    PREFIX,
+    config_differences,
     frozen_mask,
     graft,
     latest_checkpoint,
@@ -42,12 +46,13 @@ from .checkpoint import (
     restore_state,
     save_checkpoint,
     save_history,
+    saved_config,
     transplant,
 )
 from .config import TrainConfig, structural
 from .data import gather_features, sample_sequences
 from .evaluators import evaluate_all, evaluator_sets, probe_sets, summary
-from .log import append_eval, append_train_loss, create_log
+from .log import append_eval, append_train_loss, create_log, open_log
 from .model import query_loss
 from .opto.run import run_with_edits
 from .opto.targets import TokenContext
@@ -161,6 +166,20 @@ def chunk_lengths(cfg: TrainConfig, n: int) -> list[int]:
     return [1 << b for b in reversed(range(n.bit_length())) if n >> b & 1]
 
 
+class TrainingDiverged(RuntimeError):
+    """A run's training loss (or an evaluation loss) became non-finite. ``step`` is the first step
+    whose loss was not finite (for an evaluation: the steps done before it), ``seen`` the sequences
+    seen before that step; the run stopped at the evaluation that followed, keeping its log (with
+    that evaluation) and its checkpoints so far in ``out``."""
+
+    def __init__(self, step: int, seen: int, out: str):
+        self.step, self.seen, self.out = step, seen, out
+        super().__init__(
+            f"training diverged: non-finite loss at step {step} (sequences {seen}); "
+            f"the log and checkpoints so far are kept in {out!r}"
+        )
+
+
 def train(
     cfg: TrainConfig,
     out: str,
@@ -170,19 +189,38 @@ def train(
 ) -> str:
     """Run (or resume) training; return the path of ``OUT/log.h5``.
 
-    ``stop_after_evals`` stops (cleanly, after checkpointing) once that many evaluations are in
-    the log — for tests and for splitting long runs.
+    Everything is checked before anything is written — the output directory, a resumed run's
+    configuration, memory (:func:`~transformer.build.check_memory`), the data, the checkpoints to
+    start from or graft — so bad input raises :class:`ConfigError` and leaves nothing behind.
+    Without ``resume``, ``out`` must not hold a run. With ``resume`` the run in ``out`` continues
+    from its latest checkpoint, or restarts if it started but never checkpointed; its saved
+    configuration must equal ``cfg`` (the error names the fields that differ); an ``out`` without a
+    run starts one (the command line refuses that). A fresh run that fails before its first
+    checkpoint removes what it created. A non-finite loss stops the run at the next evaluation with
+    :class:`TrainingDiverged` (log and checkpoints so far kept). ``stop_after_evals`` stops
+    (cleanly, after checkpointing) once that many evaluations are in the log — for tests and for
+    splitting long runs.
     """
     log_path = os.path.join(out, "log.h5")
+    check_output_dir(out)
+    saved = saved_config(out) if resume else None
+    if saved is not None and saved[0] != cfg:
+        raise ConfigError("resume", f"the configuration differs from the {saved[1]}'s in {out!r}: "
+                          f"{config_differences(cfg, saved[0])}")
+    if not resume and (os.path.exists(log_path) or latest_checkpoint(out)):
+        raise ConfigError("out", f"{out!r} already holds a run; pass --resume or another --out")
+    check_memory(cfg)
     exemplars_np = load_data(cfg)
     exemplars = jnp.asarray(exemplars_np)
 
-    model = init_model(cfg, exemplars_np.shape[-1])
-    if cfg.init_from:
-        model = transplant(model, load_checkpoint(cfg.init_from, "init_from", exemplars_np.shape[-1])[1])
+    dim = exemplars_np.shape[-1]
+    start = load_checkpoint(cfg.init_from, "init_from", dim)[1] if cfg.init_from else None
+    donor = load_donor(cfg, dim) if cfg.graft_modules else None
+    model = init_model(cfg, dim)
+    if start is not None:
+        model = transplant(model, start)
     frozen = None
-    if cfg.graft_modules:
-        donor = load_donor(cfg, exemplars_np.shape[-1])
+    if donor is not None:
         model = graft(model, donor, cfg.graft_modules)
         if cfg.freeze_grafted:
             frozen = frozen_mask(eqx.filter(model, eqx.is_array), cfg.graft_modules)
@@ -191,22 +229,38 @@ def train(
     optimizer = make_optimizer(cfg, frozen)
     opt_state = jax.jit(optimizer.init)(eqx.filter(model, eqx.is_array))
     steps_done, evals_done = 0, 0
-
-    os.makedirs(out, exist_ok=True)
-    ckpt = latest_checkpoint(out) if resume else None
+    ckpt = latest_checkpoint(out) if saved is not None and saved[1] == "checkpoint" else None
     if ckpt is not None:
-        meta = read_meta(ckpt)
-        if meta["config"] != cfg:
-            raise ConfigError("resume", f"the configuration differs from the checkpoint's in {out!r}")
+        meta = read_meta(ckpt, "resume")
         model, opt_state = restore_state(ckpt, model, opt_state)
         steps_done, evals_done = meta["steps"], meta["evals"]
-        atomic_write(log_path, lambda tmp: shutil.copyfile(os.path.join(ckpt, "log.h5"), tmp), suffix=".h5")
-    else:
-        if not resume and (os.path.exists(log_path) or latest_checkpoint(out)):
-            raise ConfigError("out", f"{out!r} already holds a run; pass --resume or another --out")
-        create_log(log_path, cfg, cfg.depth, cfg.n_heads,
-                   targets={name: np.asarray(s.target) for name, s in sets.items()})
+        open_log(os.path.join(ckpt, "log.h5"), "resume").close()  # a readable snapshot
 
+    made_dir = not os.path.isdir(out)
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise ConfigError("out", f"cannot create directory {out!r}: {e.strerror or e}") from None
+    try:
+        if ckpt is not None:
+            copy = functools.partial(shutil.copyfile, os.path.join(ckpt, "log.h5"))
+            atomic_write(log_path, copy, suffix=".h5")
+        else:
+            create_log(log_path, cfg, cfg.depth, cfg.n_heads,
+                       targets={name: np.asarray(s.target) for name, s in sets.items()})
+        _run(cfg, out, model, opt_state, exemplars, sets, probes, frozen, optimizer,
+             steps_done, evals_done, progress, stop_after_evals)
+    except Exception as e:
+        if saved is None and not isinstance(e, TrainingDiverged) and not _has_checkpoints(out):
+            _remove_created(out, made_dir)
+        raise
+    return log_path
+
+
+def _run(cfg, out, model, opt_state, exemplars, sets, probes, frozen, optimizer,
+         steps_done, evals_done, progress, stop_after_evals) -> None:
+    """The loop of :func:`train` from ``evals_done`` evaluations and ``steps_done`` steps on."""
+    log_path = os.path.join(out, "log.h5")
     chunk = make_train_chunk(cfg, None if frozen is None else optimizer)
     schedule = eval_schedule(cfg)
     kept = kept_evaluations(cfg)
@@ -218,6 +272,7 @@ def train(
 
         bar = tqdm(total=total, initial=steps_done * cfg.batch_size, unit="seq", unit_scale=True,
                    dynamic_ncols=True, smoothing=0.1)
+    diverged = None  # first step with a non-finite loss
     try:
         for i, point in enumerate(schedule):
             if i < evals_done:
@@ -232,13 +287,21 @@ def train(
                     penalties = losses[:, 1] if losses.ndim == 2 else None
                     append_train_loss(log_path, losses.reshape(m, -1)[:, 0], steps_done, cfg.batch_size,
                                       penalties)
+                    bad = ~np.isfinite(losses.reshape(m, -1)).all(axis=1)
                     steps_done += m
+                    if bad.any():  # evaluate (and log) the model as it is, then stop
+                        diverged = steps_done - m + int(np.argmax(bad))
+                        break
                 if bar is not None:
                     bar.update(n * cfg.batch_size)
             metrics, probe_vals = evaluate_all(model, exemplars, sets, probes, cfg.edits())
             metrics = jax.device_get(metrics)
             append_eval(log_path, steps_done * cfg.batch_size, metrics, jax.device_get(probe_vals))
             evals_done = i + 1
+            if diverged is None and not all(np.isfinite(m["loss"]).all() for m in metrics.values()):
+                diverged = steps_done
+            if diverged is not None:
+                raise TrainingDiverged(diverged, diverged * cfg.batch_size, out)
             if bar is not None:
                 bar.set_postfix({k: f"{v:.2f}" for k, v in summary(metrics).items()})
             last = evals_done == len(schedule)
@@ -251,7 +314,26 @@ def train(
     finally:
         if bar is not None:
             bar.close()
-    return log_path
 
 
-__all__ = ["chunk_lengths", "eval_schedule", "make_train_chunk", "train"]
+def _has_checkpoints(out: str) -> bool:
+    """Whether ``out`` holds a checkpoint directory (``ckpt-*``)."""
+    return os.path.isdir(out) and any(e.startswith(PREFIX) for e in os.listdir(out))
+
+
+def _remove_created(out: str, made_dir: bool) -> None:
+    """Remove what a fresh run created in ``out``: the directory if the run made it, else the log
+    and leftovers of checkpoint writes (nothing else of a directory that existed before)."""
+    if made_dir:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    for entry in os.listdir(out):
+        path = os.path.join(out, entry)
+        if entry == "log.h5" or entry.startswith((".ckpt-tmp-", ".tmp-")):
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.remove(path)
+
+
+__all__ = ["TrainingDiverged", "chunk_lengths", "eval_schedule", "make_train_chunk", "train"]

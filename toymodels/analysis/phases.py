@@ -22,6 +22,7 @@ __all__ = [
     "RunCheck",
     "check_phase_diagram_with_runs",
     "phase_diagram",
+    "phase_diagram_figure",
     "plot_phase_diagram",
 ]
 
@@ -157,20 +158,15 @@ def check_phase_diagram_with_runs(
     return RunCheck(rows)
 
 
-def plot_phase_diagram(pd: PhaseDiagram, path: str, checks: RunCheck | None = None) -> None:
-    """Draw the regimes over (μ₁, α); write atomically."""
-    import os
-
-    import matplotlib
-
-    from .._internal import atomic_write
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def phase_diagram_figure(pd: PhaseDiagram, checks: RunCheck | None = None):
+    """The regimes over (μ₁, α), with the checked grid points marked (o agrees, x disagrees)."""
     from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    from ..plotting import MIN_FONT, pyplot
 
     colors = ["#4C72B0", "#55A868", "#C44E52", "#BBBBBB"]
-    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    fig, ax = pyplot().subplots(figsize=(6.4, 4.8), layout="constrained")
     dm = (pd.mu1[1] - pd.mu1[0]) if len(pd.mu1) > 1 else 1.0
     da = (pd.alpha[1] - pd.alpha[0]) if len(pd.alpha) > 1 else 1.0
     ax.imshow(
@@ -183,14 +179,11 @@ def plot_phase_diagram(pd: PhaseDiagram, path: str, checks: RunCheck | None = No
         aspect="auto",
         interpolation="nearest",
     )
-    from matplotlib.patches import Patch
-
     present = sorted(set(pd.regime.ravel().tolist()))
-    ax.legend(
+    fig.legend(
         handles=[Patch(color=colors[k], label=REGIMES[k]) for k in present],
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.13),
-        fontsize=8,
+        loc="outside lower center",
+        fontsize=MIN_FONT,
     )
     if checks is not None:
         for mu1, al, _, _, ok in checks.rows:
@@ -199,13 +192,15 @@ def plot_phase_diagram(pd: PhaseDiagram, path: str, checks: RunCheck | None = No
     ax.set_ylabel(r"$\alpha$")
     ax.set_title(
         "Reduced coopetition fixed points, dims "
-        f"{tuple(int(d) if float(d).is_integer() else d for d in pd.dims)}, $\\mu_2$ = {pd.mu2}",
-        fontsize=9,
+        f"{tuple(int(d) if float(d).is_integer() else d for d in pd.dims)}, $\\mu_2$ = {pd.mu2:g}",
+        fontsize=10,
     )
-    fig.tight_layout()
-    try:
-        atomic_write(
-            path, lambda tmp: fig.savefig(tmp, dpi=150, format=os.path.splitext(path)[1][1:] or "png")
-        )
-    finally:
-        plt.close(fig)
+    return fig
+
+
+def plot_phase_diagram(pd: PhaseDiagram, path: str, checks: RunCheck | None = None) -> None:
+    """Draw the regimes over (μ₁, α) (:func:`phase_diagram_figure`) and write them atomically to
+    ``path`` at 150 dpi (960 × 720 pixels)."""
+    from ..plotting import save_figure
+
+    save_figure(phase_diagram_figure(pd, checks), path, dpi=150)

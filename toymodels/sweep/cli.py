@@ -24,18 +24,32 @@ from typing import Any
 
 import numpy as np
 
-from .._internal import OneLineParser, parse_int_list, prepare_output_dir
-from ..cli import add_method_arguments, add_model_arguments, method_from_args
+from ..cli import (
+    ToyParser,
+    add_method_arguments,
+    add_model_arguments,
+    finite_float,
+    integer,
+    machine_memory,
+    method_from_args,
+)
 from ..errors import ConfigError, require
-from ..experiment import DEFAULT_DIMS
+from ..experiment import DEFAULT_DIMS, MemoryEstimate, parse_ints
 from ..losses import coopetition_model, tensor_model
+from ..plotting import DPI
+from ..results import check_output_path
+from .chunk import curve_names
 from .run import EXECUTORS, run_sweep
-from .spec import SweepSpec, load_spec_file, parse_axis, parse_clamp_sets, parse_dims, parse_seeds
+from .spec import MAX_POINTS, SweepSpec, load_spec_file, parse_axis, parse_clamp_sets, parse_dims, parse_seeds
 from .verdicts import VerdictThresholds
+
+OUTPUTS = ("sweep.json", "sweep.h5", "summary.csv", "phase_diagram.png", "curves.png")
+MAX_PLOT_POINTS = 16
+"""Most points ``--plot-points`` may draw (a 4 × 4 grid)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(
+    p = ToyParser(
         prog="python -m toymodels.sweep",
         description="Sweep the toy models over grids of μ₁, μ₂, α, dimensions, seeds, init scale, "
         "clamps, method "
@@ -71,10 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s = p.add_argument_group("sweep execution")
     s.add_argument(
-        "--chunk-size", type=int, default=0, help="runs per compiled call (0: automatic, ~256 MiB of curves)"
+        "--chunk-size",
+        type=integer,
+        default=0,
+        help="runs per compiled call (0: automatic, ~256 MiB of curves)",
     )
     s.add_argument(
-        "--curve-points", type=int, default=401, help="stored points per curve (0: every recorded time)"
+        "--curve-points", type=integer, default=401, help="stored points per curve (0: every recorded time)"
     )
     s.add_argument(
         "--coordinates",
@@ -91,30 +108,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="inline: this process; local/slurm: submitit jobs, one per chunk",
     )
     s.add_argument("--partition", default=None, help="SLURM partition")
-    s.add_argument("--time", type=int, default=60, help="SLURM/local job time limit in minutes")
-    s.add_argument("--gpus", type=int, default=0, help="GPUs per SLURM job")
-    s.add_argument("--cpus", type=int, default=0, help="CPUs per SLURM job (0: cluster default)")
-    s.add_argument("--array-parallelism", type=int, default=64, help="SLURM array jobs running at once")
+    s.add_argument("--time", type=integer, default=60, help="SLURM/local job time limit in minutes")
+    s.add_argument("--gpus", type=integer, default=0, help="GPUs per SLURM job")
+    s.add_argument("--cpus", type=integer, default=0, help="CPUs per SLURM job (0: cluster default)")
+    s.add_argument("--array-parallelism", type=integer, default=64, help="SLURM array jobs running at once")
     v = p.add_argument_group("summary measures and verdicts")
     th = VerdictThresholds()
     v.add_argument(
         "--emerge-ratio",
-        type=float,
+        type=finite_float,
         default=th.emerge_ratio,
         help="mechanism 1 emerged if min L₁ ≤ this × L₁ at the saddle",
     )
     v.add_argument(
         "--fade-ratio",
-        type=float,
+        type=finite_float,
         default=th.fade_ratio,
         help="transient if the final L₁ ≥ this × L₁ at the saddle",
     )
     v.add_argument(
-        "--loss-threshold", type=float, default=th.loss_threshold, help="loss level of loss_threshold_time"
+        "--loss-threshold",
+        type=finite_float,
+        default=th.loss_threshold,
+        help="loss level of loss_threshold_time",
     )
     v.add_argument(
         "--escape-ratio",
-        type=float,
+        type=finite_float,
         default=th.escape_ratio,
         help="plateau escape when some L_k < this × its saddle level",
     )
@@ -142,7 +162,7 @@ def _dims_vectors(model: str, dims_spec: Any) -> tuple[str, ...]:
 
 def spec_from_args(args: argparse.Namespace) -> SweepSpec:
     """The sweep described by parsed arguments (flags and ``--spec`` file)."""
-    from_file = load_spec_file(args.spec) if args.spec else {}
+    from_file = load_spec_file(args.spec) if args.spec is not None else {}
     cli = {
         "mu1": args.mu1, "mu2": args.mu2, "alpha": args.alpha, "seeds": args.seeds,
         "init_scale": args.init_scale, "dims": args.dims, "method": args.method,
@@ -150,7 +170,7 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
     }  # fmt: skip
     if args.clamp:
         require(args.clamp_sets is None, "clamp", "give --clamp or --clamp-sets, not both")
-        cli["clamps"] = [",".join(args.clamp)]
+        cli["clamps"] = [list(args.clamp)]  # one set; each NAME[:K] as python -m toymodels reads it
     elif args.clamp_sets is not None:
         cli["clamps"] = args.clamp_sets.split(",")
     for k, value in cli.items():
@@ -218,21 +238,50 @@ def _plot_axes(spec: SweepSpec, text: str | None) -> tuple[str, str] | None:
     return parts[0], parts[1]
 
 
+def check_execution(args: argparse.Namespace) -> None:
+    """The execution flags: sizes and SLURM resources."""
+    require(
+        0 <= args.chunk_size <= MAX_POINTS,
+        "chunk-size",
+        f"must be in [0, {MAX_POINTS}] (got {args.chunk_size})",
+    )
+    require(
+        args.curve_points == 0 or args.curve_points >= 2,
+        "curve-points",
+        f"must be 0 (every recorded time) or >= 2 (got {args.curve_points})",
+    )
+    for flag, value, low in (("time", args.time, 1), ("gpus", args.gpus, 0), ("cpus", args.cpus, 0),
+                             ("array-parallelism", args.array_parallelism, 1)):  # fmt: skip
+        require(low <= value <= 10**6, flag, f"must be in [{low}, 10^6] (got {value})")
+
+
+def chunk_memory(spec: SweepSpec, chunk_size: int) -> MemoryEstimate:
+    """Peak memory of the largest chunk (an automatic chunk holds one run at the least)."""
+    model = spec.build_model(spec.dims[0])
+    return MemoryEstimate(
+        n_times=max(m.steps // m.save_every + 1 if m.name == "gd" else m.n_save for m in spec.methods),
+        n_measures=len(curve_names(model)),
+        n_runs=min(max(chunk_size, 1), spec.n_points),
+        vector_entries=max(sum(d) for d in spec.dims),  # drawn for the reduced model too
+        time_flag="steps" if spec.methods[0].name == "gd" else "n-save",
+        runs_flag="chunk-size",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     t_start = time.perf_counter()
     try:
         spec = spec_from_args(args)
         thresholds = thresholds_from_args(args)
-        require(args.chunk_size >= 0, "chunk-size", f"must be >= 0 (got {args.chunk_size})")
-        require(args.time >= 1, "time", f"must be >= 1 minute (got {args.time})")
-        require(args.gpus >= 0, "gpus", f"must be >= 0 (got {args.gpus})")
+        check_execution(args)
+        chunk_memory(spec, args.chunk_size).check(machine_memory())
         plot_axes = _plot_axes(spec, args.plot_axes)
         plot_points = None
         if args.plot_points is not None:
-            plot_points = parse_int_list(args.plot_points, "plot-points")
+            plot_points = parse_ints(args.plot_points, "plot-points", MAX_PLOT_POINTS)
             require(max(plot_points) < spec.n_points, "plot-points", f"points are 0..{spec.n_points - 1}")
-        prepare_output_dir(args.out)
+        check_output_path(args.out, directory=True, files=OUTPUTS)
         slurm = {
             "partition": args.partition,
             "time": args.time,
@@ -253,10 +302,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             store = SweepStore(args.out)
             if plot_axes is not None:
-                save_figure(phase_diagram(store, *plot_axes), os.path.join(args.out, "phase_diagram.png"))
+                save_figure(
+                    phase_diagram(store, *plot_axes), os.path.join(args.out, "phase_diagram.png"), dpi=DPI
+                )
                 written.append("phase_diagram.png")
             if plot_points:
-                save_figure(plot_points_curves(store, plot_points), os.path.join(args.out, "curves.png"))
+                save_figure(
+                    plot_points_curves(store, plot_points), os.path.join(args.out, "curves.png"), dpi=DPI
+                )
                 written.append("curves.png")
     except ConfigError as e:
         print(e.cli_line(), file=sys.stderr)

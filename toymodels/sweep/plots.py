@@ -15,25 +15,16 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import require
+from ..plotting import MIN_FONT, pyplot, run_grid
 from ..results import ToyResult
 from .store import SweepStore
 from .verdicts import VERDICTS
 
 AXES = ("mu1", "mu2", "alpha", "init_scale", "seed", "dim_a", "dim_b", "dim_c", "dim_d", "dim_e", "dim_f")
 VERDICT_COLOURS = ("#bdbdbd", "#2b8cbe", "#e6550d")  # none, persistent, transient
+MAX_TEXT_CELLS = (16, 10)
+"""Largest (rows, columns) of a verdict map whose cells are labelled with their fraction transient."""
 LABELS = {"mu1": "μ₁", "mu2": "μ₂", "alpha": "α", "init_scale": "init scale σ", "seed": "seed"}
-
-
-def _pyplot():
-    import os
-
-    import matplotlib
-
-    if os.environ.get("MPLBACKEND") is None:
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def cell_grid(table: dict[str, np.ndarray], x: str, y: str, done: np.ndarray):
@@ -80,7 +71,7 @@ def _ticks(ax, xs, ys, x, y):
         step = max(1, math.ceil(len(values) / n_max))
         pos = np.arange(0, len(values), step)
         set_ticks(pos)
-        set_labels([fmt(values[p]) for p in pos], fontsize=7)
+        set_labels([fmt(values[p]) for p in pos], fontsize=MIN_FONT)
     ax.set_xlabel(LABELS.get(x, x))
     ax.set_ylabel(LABELS.get(y, y))
 
@@ -92,7 +83,7 @@ def phase_diagram(store: SweepStore, x: str = "mu1", y: str = "alpha", where: di
     """
     from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm
 
-    plt = _pyplot()
+    plt = pyplot()
     table = store.table()
     done = table["done"].copy()
     for k, v in (where or {}).items():
@@ -107,7 +98,7 @@ def phase_diagram(store: SweepStore, x: str = "mu1", y: str = "alpha", where: di
     )
     depth = aggregate(table["m1_min"][done], ix, iy, shape, "median")
     when = aggregate(table["m1_min_time"][done], ix, iy, shape, "median")
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), layout="constrained")
     cmap = ListedColormap(VERDICT_COLOURS)
     im = axes[0].imshow(
         verdict,
@@ -118,12 +109,13 @@ def phase_diagram(store: SweepStore, x: str = "mu1", y: str = "alpha", where: di
         interpolation="nearest",
     )
     cb = fig.colorbar(im, ax=axes[0], ticks=[0, 1, 2])
-    cb.ax.set_yticklabels(VERDICTS, fontsize=8)
-    if verdict.size <= 400:
+    cb.ax.set_yticklabels(VERDICTS, fontsize=MIN_FONT)
+    text = shape[0] <= MAX_TEXT_CELLS[0] and shape[1] <= MAX_TEXT_CELLS[1]
+    if text:
         for (j, i), f in np.ndenumerate(frac):
             if np.isfinite(f):
-                axes[0].text(i, j, f"{f:.2g}", ha="center", va="center", fontsize=6, color="black")
-    axes[0].set_title("verdict (text: fraction transient)", fontsize=9)
+                axes[0].text(i, j, f"{f:.2g}", ha="center", va="center", fontsize=MIN_FONT, color="black")
+    axes[0].set_title("verdict" + (" (text: fraction transient)" if text else ""), fontsize=10)
     positive = depth[np.isfinite(depth) & (depth > 0)]
     norm = (
         LogNorm(vmin=positive.min(), vmax=max(positive.max(), positive.min() * 1.0001))
@@ -139,18 +131,17 @@ def phase_diagram(store: SweepStore, x: str = "mu1", y: str = "alpha", where: di
         interpolation="nearest",
     )
     fig.colorbar(im, ax=axes[1])
-    axes[1].set_title("ICL-peak depth: min mechanism-1 loss", fontsize=9)
+    axes[1].set_title("ICL-peak depth: min mechanism-1 loss", fontsize=10)
     im = axes[2].imshow(when, origin="lower", aspect="auto", cmap="magma", interpolation="nearest")
     fig.colorbar(im, ax=axes[2])
     unit = "step" if store.spec.methods[0].name == "gd" else "time"
-    axes[2].set_title(f"{unit} of the ICL peak", fontsize=9)
+    axes[2].set_title(f"{unit} of the ICL peak", fontsize=10)
     for ax in axes:
         _ticks(ax, xs, ys, x, y)
     n_per_cell = int(done.sum()) / max(1, np.isfinite(verdict).sum())
     fig.suptitle(
-        f"sweep {store.record['sweep_id']} · {int(done.sum())} runs · ~{n_per_cell:.3g} per cell", fontsize=10
+        f"sweep {store.record['sweep_id']} · {int(done.sum())} runs · ~{n_per_cell:.3g} per cell", fontsize=11
     )
-    fig.subplots_adjust(left=0.05, right=0.97, bottom=0.13, top=0.86, wspace=0.3)
     return fig
 
 
@@ -187,30 +178,16 @@ def points_result(store: SweepStore, points: Sequence[int]) -> ToyResult:
 
 def plot_points_curves(store: SweepStore, points: Sequence[int]):
     """One panel per point: mechanism-1 loss + μ₁, mechanism-2 loss, total loss, competition."""
-    from ..plotting import draw_run
-
-    plt = _pyplot()
     result = points_result(store, points)
-    n = len(points)
-    cols = min(n, 4)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), squeeze=False, sharex=True)
     pts = store.points
-    for k in range(rows * cols):
-        ax = axes.flat[k]
-        if k >= n:
-            ax.axis("off")
-            continue
-        draw_run(ax, result, k, legend=(k == 0))
+
+    def title(ax, k: int) -> None:
         p = int(points[k])
-        verdict = store.summary["verdict"][p]
-        ax.set_title(
-            f"point {p}: seed {pts['seed'][p]} · μ₁={pts['mu1'][p]:.3g} · α={pts['alpha'][p]:.3g} · "
-            f"{VERDICTS[int(verdict)]}",
-            fontsize=8,
-        )
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.12, top=0.9, wspace=0.2, hspace=0.35)
-    return fig
+        verdict = VERDICTS[int(store.summary["verdict"][p])]
+        where = f"seed {pts['seed'][p]} · μ₁ = {pts['mu1'][p]:.3g} · α = {pts['alpha'][p]:.3g}"
+        ax.set_title(f"point {p}: {verdict}\n{where}", fontsize=10)
+
+    return run_grid(result, len(points), title_of=title, sharey=False)
 
 
 __all__ = ["AXES", "aggregate", "cell_grid", "phase_diagram", "plot_points_curves", "points_result"]

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from .._internal import prepare_output_dir
-from ..errors import ConfigError, require
+from .._internal.executors import submitit_executor
+from ..errors import require
 from .chunk import compute_chunk
 from .spec import SweepSpec
 from .store import (
@@ -96,35 +97,6 @@ def _job_entry(out: str, idx: list[int]) -> str:  # pragma: no cover - runs in s
     return run_chunk(out, idx)
 
 
-def _submitit_executor(kind: str, folder: str, slurm: dict[str, Any]):
-    try:
-        import submitit
-    except ImportError:
-        raise ConfigError(
-            "executor", f"--executor {kind} needs submitit (pip install 'icl-coopetition[cluster]')"
-        ) from None
-    if kind == "local":
-        ex = submitit.LocalExecutor(folder=folder)
-        ex.update_parameters(timeout_min=int(slurm.get("time") or 60))
-        return ex
-    try:
-        ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
-    except RuntimeError as e:  # submitit: no srun/sbatch on this machine
-        raise ConfigError("executor", f"--executor slurm: {e}") from None
-    params: dict[str, Any] = {
-        "timeout_min": int(slurm.get("time") or 60),
-        "slurm_array_parallelism": int(slurm.get("array_parallelism") or 64),
-    }
-    if slurm.get("partition"):
-        params["slurm_partition"] = slurm["partition"]
-    if slurm.get("gpus"):
-        params["gpus_per_node"] = int(slurm["gpus"])
-    if slurm.get("cpus"):
-        params["cpus_per_task"] = int(slurm["cpus"])
-    ex.update_parameters(**params)
-    return ex
-
-
 # ---------------------------------------------------------------------------------------------
 # The sweep
 # ---------------------------------------------------------------------------------------------
@@ -163,7 +135,7 @@ def run_sweep(
     require(executor in EXECUTORS, "executor", f"must be one of {EXECUTORS} (got {executor!r})")
     record = sweep_record(spec, thresholds, curve_points)
     ex = (
-        None if executor == "inline" else _submitit_executor(executor, os.path.join(out, "jobs"), slurm or {})
+        None if executor == "inline" else submitit_executor(executor, os.path.join(out, "jobs"), slurm or {})
     )
     prepare_output_dir(out)
     claim_directory(out, record)

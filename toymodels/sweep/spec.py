@@ -43,7 +43,7 @@ import numpy as np
 
 from ..clamps import Clamp, check_clamps
 from ..errors import ConfigError, require
-from ..experiment import DEFAULT_DIMS, MODELS
+from ..experiment import DEFAULT_DIMS, MAX_DIM, MODELS, check_method, parse_clamp, parse_seeds
 from ..losses import ToyModel, coopetition_model, tensor_model
 from ..methods import GradientDescent, GradientFlow, Method
 
@@ -95,6 +95,7 @@ def parse_axis(spec: Any, param: str) -> tuple[float, ...]:
         except ValueError:
             raise ConfigError(param, f"NUM in START:STOP:NUM must be an integer (got {parts[2]!r})") from None
         require(num >= 1, param, f"empty range {text!r} (NUM must be >= 1)")
+        require(num <= MAX_POINTS, param, f"NUM must be <= {MAX_POINTS} (got {num})")
         require(num == 1 or start != stop, param, f"range {text!r} has START == STOP with NUM > 1")
         if log:
             require(start > 0 and stop > 0, param, f"log spacing needs START, STOP > 0 (got {text!r})")
@@ -107,23 +108,6 @@ def parse_axis(spec: Any, param: str) -> tuple[float, ...]:
     items = [s for s in body.split(",")]
     require(all(s.strip() for s in items), param, f"empty item in list {text!r}")
     return tuple(_number(s, param) for s in items)
-
-
-def parse_seeds(spec: Any) -> tuple[int, ...]:
-    """Seeds from ``7``, ``"0-11"``, ``"0,3,5"`` or a list of integers."""
-    from .._internal import parse_int_list
-
-    if isinstance(spec, bool):
-        raise ConfigError("seeds", f"expected integers (got {spec!r})")
-    if isinstance(spec, int):
-        spec = str(spec)
-    if isinstance(spec, (list, tuple)):
-        require(len(spec) > 0, "seeds", "empty list")
-        return tuple(s for item in spec for s in parse_seeds(item))
-    require(isinstance(spec, str), "seeds", f"expected integers like 7, 0-11 or 0,3,5 (got {spec!r})")
-    seeds = parse_int_list(spec, "seeds")
-    require(all(s < 2**31 for s in seeds), "seeds", "seeds must be < 2^31")
-    return seeds
 
 
 def parse_dims(spec: Any, vectors: Sequence[str]) -> tuple[tuple[int, ...], ...]:
@@ -166,7 +150,11 @@ def parse_dims(spec: Any, vectors: Sequence[str]) -> tuple[tuple[int, ...], ...]
             seen.append(v)
         values = parse_axis(axis, "dims")
         for value in values:
-            require(value >= 1, "dims", f"dimension of {names!r} must be >= 1 (got {value:g})")
+            require(
+                1 <= value <= MAX_DIM,
+                "dims",
+                f"dimension of {names!r} must be in [1, {MAX_DIM}] (got {value:g})",
+            )
             require(
                 float(value).is_integer(),
                 "dims",
@@ -207,7 +195,7 @@ def parse_clamp_sets(spec: Any, model: ToyModel) -> tuple[tuple[Clamp, ...], ...
         require(
             isinstance(item, (list, tuple)), "clamps", f"a clamp set is a list of NAME[:K] (got {item!r})"
         )
-        out.append(check_clamps(model, tuple(Clamp.parse(str(c)) for c in item)))
+        out.append(check_clamps(model, tuple(parse_clamp(str(c)) for c in item)))
     return tuple(dict.fromkeys(out))
 
 
@@ -290,6 +278,8 @@ class SweepSpec:
         structure = self.build_model(self.dims[0] if self.dims else DEFAULT_DIMS[self.model])
         for name in ("methods", "reduced", "clamps", "dims", "init_scale", "mu1", "mu2", "alpha", "seeds"):
             require(len(getattr(self, name)) >= 1, name.replace("_", "-"), "empty axis")
+        for method in self.methods:
+            check_method(method)
         for name in ("init_scale", "mu1", "mu2", "alpha"):
             for v in getattr(self, name):
                 require(

@@ -35,8 +35,9 @@ def interventions_from_args(args: argparse.Namespace) -> tuple[Intervention, ...
         try:
             with open(args.opto_file) as f:
                 text = f.read()
-        except OSError as e:
-            raise ConfigError("opto-file", f"cannot read {args.opto_file!r}: {e.strerror}") from None
+        except (OSError, UnicodeDecodeError) as e:
+            reason = getattr(e, "strerror", None) or "not text"
+            raise ConfigError("opto-file", f"cannot read {args.opto_file!r}: {reason}") from None
         out.extend(interventions_from_json(text))
     out.extend(parse_opto(text) for text in args.opto)
     return tuple(out)

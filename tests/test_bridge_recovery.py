@@ -1,0 +1,46 @@
+"""Held-out recovery in CI: one case of the test of record (benchmarks/bridge_recovery.py has all).
+
+The published run — the paper setting (dims 20/20/20/160, μ₁ = α = 0.1, GD η = 1), seed 7 (thesis
+Fig. 5.9a) — simulated with the full-vector toy, observed like a transformer run (160
+evaluations, random time scale in [500, 5000], random affine loss maps, 1–2% noise;
+:func:`bridge.heldout.heldout_cases`) and fitted blind with the CLI's defaults (no profiles). The
+targets are issue 19's: every curve R² ≥ 0.98; μ₁, α within 25%; transience predicted exactly when
+the curves show it; the ICL-loss minimum and fade times within 10%.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bridge.fitting import FitSettings, fit_curves
+from bridge.heldout import Setting, heldout_cases, score
+from bridge.spec import spec_for
+
+
+@pytest.fixture(scope="module")
+def case_and_fit():
+    case = heldout_cases([Setting("paper", seeds=(7,))])[0]
+    result = fit_curves(case.curves, spec_for(["icl", "ciwl", "total"]), FitSettings(profile=False))
+    return case, result
+
+
+def test_case_is_what_it_claims(case_and_fit):
+    case, _ = case_and_fit
+    t = case.truth
+    assert case.curves.n_points == 160 and 500 <= t["time_scale"] <= 5000 and 0.01 <= t["noise"] <= 0.02
+    # seed 7 is the published transient run: ICL minimum near step 5660, stop at step 9620
+    assert t["stop_step"] == 9620 and t["fades"]
+    assert t["peak_at"] / t["time_scale"] == pytest.approx(5660, rel=0.01)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 19's recovery targets are not met yet (docs/bridge.md table)")
+def test_blind_fit_meets_targets(case_and_fit):
+    case, result = case_and_fit
+    s = score(result, case.truth)
+    assert s["converged"], result.failure
+    assert s["r2_min"] >= 0.98, s
+    assert s["fades_pred"] == s["fades_true"], s
+    assert abs(s["peak_err"]) <= 0.10 and abs(s["fade_err"]) <= 0.10, s
+    assert abs(s["mu1_err"]) <= 0.25 and abs(s["alpha_err"]) <= 0.25, s
+    assert np.isfinite(result.condition_number)
