@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 
 from ._internal import OneLineParser, prepare_output_dir
-from ._internal.cli_tools import parse_int
+from ._internal.cli_tools import parse_int, physical_memory
 from .errors import ConfigError, require
 from .experiment import MODELS, ToyConfig, parse_clamp, parse_seeds
 from .methods import SOLVERS, GradientDescent, GradientFlow
@@ -73,12 +73,6 @@ def _stop_loss(text: str) -> float | str:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number or none (got {text!r})") from None
-
-
-def machine_memory() -> int:
-    """Bytes of physical memory of this machine: a run estimated to need more can never fit (what
-    other processes use now is not counted, so a refusal does not depend on the moment)."""
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
@@ -217,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     t_start = time.perf_counter()
     try:
         config = config_from_args(args, parse_seeds(args.seeds))
-        config.memory().check(machine_memory())  # first: `--steps 10**11` is a memory problem first
+        config.memory().check(physical_memory())  # first: `--steps 10**11` is a memory problem first
         config.validate()
         out = check_output_path(args.out, directory=True, files=OUTPUTS)
         from .experiment import run, summary_lines

@@ -250,9 +250,11 @@ class MemoryEstimate:
         }[self.flag]
         return f"{what} copies × {self.VALUE_BYTES} bytes; {hint}"
 
-    def check(self, available_bytes: int) -> None:
+    def check(self, available_bytes: int | None) -> None:
         """Raise :class:`ConfigError` (naming :attr:`flag`) if the estimate exceeds ``available_bytes``
-        (a command line passes the machine's physical memory)."""
+        (a command line passes the machine's physical memory; ``None``, unknown: no check)."""
+        if available_bytes is None:
+            return
         require(
             self.total_bytes <= available_bytes,
             self.flag,

@@ -24,13 +24,13 @@ from typing import Any
 
 import numpy as np
 
+from .._internal.cli_tools import physical_memory
 from ..cli import (
     ToyParser,
     add_method_arguments,
     add_model_arguments,
     finite_float,
     integer,
-    machine_memory,
     method_from_args,
 )
 from ..errors import ConfigError, require
@@ -275,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         spec = spec_from_args(args)
         thresholds = thresholds_from_args(args)
         check_execution(args)
-        chunk_memory(spec, args.chunk_size).check(machine_memory())
+        chunk_memory(spec, args.chunk_size).check(physical_memory())
         plot_axes = _plot_axes(spec, args.plot_axes)
         plot_points = None
         if args.plot_points is not None:

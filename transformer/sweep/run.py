@@ -90,8 +90,7 @@ def run_sweep(
     limit = max_parallel or (1 if executor == "local" else len(spec.runs))
     prepare_output_dir(out)
     write_text_atomic(os.path.join(out, RECORD), json.dumps({"spec": spec.source}, indent=1, default=str))
-    status = {r.name: run_state(out, r) for r in spec.runs}
-    status = {k: ("done" if v == "done" else "pending") for k, v in status.items()}
+    status = {r.name: "done" if run_state(out, r) == "done" else "pending" for r in spec.runs}
 
     def note(name: str, what: str) -> None:
         status[name] = what
