@@ -430,8 +430,11 @@ def test_entry_points(argv, arena, cli_env):
 
 def test_config_errors_are_value_errors():
     """The CLIs catch :class:`ConfigError`; library code that raises a plain ValueError for user input
-    (``Clamp.parse('a:²')``) is wrapped, so the fuzzing above reaches every check."""
-    from toymodels.experiment import parse_clamp
+    (``Clamp.parse('a:²')`` once raised int()'s ValueError) is not, so the fuzzing above reaches every
+    check."""
+    from toymodels.clamps import Clamp
 
-    with pytest.raises(ConfigError):
-        parse_clamp("a:²")
+    for text in ("a:²", "a:٣", "a:0", "a:-1", "a:1.5", ":3", "a:"):
+        with pytest.raises(ConfigError):
+            Clamp.parse(text)
+    assert Clamp.parse("a:3") == Clamp("a", 3) and Clamp.parse("a") == Clamp("a")

@@ -27,12 +27,15 @@ class Clamp:
 
     @classmethod
     def parse(cls, text: str) -> Clamp:
-        """Parse ``NAME`` or ``NAME:K`` (the CLI's ``--clamp`` syntax)."""
+        """Parse ``NAME`` or ``NAME:K`` (the CLI's ``--clamp`` syntax); :class:`ConfigError` on ``clamp``
+        for anything else."""
         name, sep, k = text.partition(":")
         require(bool(name), "clamp", f"empty vector name in {text!r}")
         if not sep:
             return cls(name)
-        require(k.isdigit() and int(k) >= 1, "clamp", f"K in NAME:K must be an integer >= 1 (got {text!r})")
+        # ASCII digits only: "²" passes str.isdigit but not int()
+        ok = k.isascii() and k.isdigit() and int(k) >= 1
+        require(ok, "clamp", f"K in NAME:K must be an integer >= 1 (got {text!r})")
         return cls(name, int(k))
 
     def __str__(self) -> str:

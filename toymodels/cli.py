@@ -21,12 +21,12 @@ import time
 from collections.abc import Sequence
 
 from ._internal import OneLineParser, prepare_output_dir
-from ._internal.cli_tools import parse_int, physical_memory
+from ._internal.cli_tools import check_output_path, parse_int, physical_memory
+from .clamps import Clamp
 from .errors import ConfigError, require
-from .experiment import MODELS, ToyConfig, parse_clamp, parse_seeds
+from .experiment import MODELS, ToyConfig, parse_seeds
 from .methods import SOLVERS, GradientDescent, GradientFlow
 from .precision import PRECISIONS
-from .results import check_output_path
 
 _NO_STOP = "none"  # --stop-loss none (not a number: any number is a stop loss, -1 included)
 OUTPUTS = ("toymodel.h5", "toymodel.png")
@@ -184,7 +184,7 @@ def config_from_args(args: argparse.Namespace, seeds: Sequence[int] = (7,)) -> T
         init_scale=args.init_scale,
         prng=args.prng,
         method=method_from_args(args),
-        clamps=tuple(parse_clamp(c) for c in args.clamp),
+        clamps=tuple(Clamp.parse(c) for c in args.clamp),
         precision=args.precision,
         reduced=args.reduced,
     )

@@ -119,17 +119,6 @@ class ToyConfig:
         return d
 
 
-def parse_clamp(text: str) -> Clamp:
-    """:meth:`Clamp.parse` with every malformed ``NAME:K`` a :class:`ConfigError` (``a:²`` passes
-    ``str.isdigit`` but not ``int``)."""
-    try:
-        return Clamp.parse(text)
-    except ConfigError:
-        raise
-    except ValueError:
-        raise ConfigError("clamp", f"K in NAME:K must be an integer >= 1 (got {text!r})") from None
-
-
 def check_method(method: Method) -> None:
     """Limits of a method beyond its own validation: GD steps fit the 32-bit step counter; the flow's
     tolerances are finite and its step budget fits a 32-bit integer."""
@@ -340,7 +329,6 @@ __all__ = [
     "ToyConfig",
     "check_method",
     "check_seeds",
-    "parse_clamp",
     "parse_ints",
     "parse_seeds",
     "run",

@@ -14,8 +14,9 @@ import numpy as np
 from matplotlib.ticker import LogLocator, MaxNLocator, NullLocator
 
 from ._internal import atomic_write
+from ._internal.cli_tools import check_output_path
 from .errors import require
-from .results import ToyResult, check_output_path
+from .results import ToyResult
 
 MECHANISM_COLOURS = ("tab:blue", "tab:orange", "tab:purple", "tab:brown")
 DPI = 120

@@ -31,8 +31,7 @@ import dataclasses
 import functools
 import json
 import os
-import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from importlib import metadata
 from typing import Any
 
@@ -40,7 +39,6 @@ import h5py
 import numpy as np
 
 from ._internal import atomic_write
-from .errors import ConfigError, require
 
 FORMAT_VERSION = "toymodels-result/1"
 _RESERVED = {"t", "seed", "mu", "alpha", "stop_step", "stop_time", "diverged_step", "failure_time"}
@@ -61,58 +59,6 @@ def _package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[pkg] = "not installed"
     return out
-
-
-NAME_MAX = 255
-"""Longest file name (bytes) of common file systems."""
-
-
-def _probe_directory(directory: str, param: str) -> None:
-    """Create and remove a temporary file in ``directory``: the one reliable writability test (root
-    passes every permission check yet cannot write in ``/proc``)."""
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".probe-", dir=directory)
-    except OSError as e:
-        raise ConfigError(param, f"cannot write in directory {directory!r} ({e.strerror})") from None
-    os.close(fd)
-    os.remove(tmp)
-
-
-def check_output_path(
-    path: str | os.PathLike, param: str = "out", *, directory: bool = False, files: Sequence[str] = ()
-) -> str:
-    """Check, creating nothing, that ``path`` can be written; returns it as a string.
-
-    ``directory=True``: ``path`` is a directory that exists or can be created, and ``files`` (names in
-    it) are not directories. Otherwise ``path`` is a file in an existing, writable directory, and is not
-    itself a directory. Raises :class:`ConfigError` on ``param``.
-    """
-    text = os.fspath(path)
-    require(bool(text.strip()), param, "empty path")
-    require("\0" not in text, param, "the path contains a NUL character")
-    full = os.path.abspath(text)
-    for part in full.split(os.sep):
-        require(len(os.fsencode(part)) <= NAME_MAX, param, f"{part[:20]!r}… is longer than {NAME_MAX} bytes")
-    if directory:
-        existing = full
-        while not os.path.lexists(existing):
-            existing = os.path.dirname(existing)
-        require(
-            os.path.isdir(existing),
-            param,
-            f"{text!r} is not a directory"
-            if existing == full
-            else f"cannot create directory {text!r}: {existing!r} is not a directory",
-        )
-    else:
-        require(not os.path.isdir(full), param, f"{text!r} is a directory")
-        existing = os.path.dirname(full)
-        require(os.path.isdir(existing), param, f"directory {existing!r} does not exist")
-    _probe_directory(existing, param)
-    for name in files:
-        target = os.path.join(full, name)
-        require(not os.path.isdir(target), param, f"{target!r} is a directory, not a file")
-    return text
 
 
 @dataclasses.dataclass

@@ -21,7 +21,7 @@ attribute ``config``                           JSON                      the run
 Writers: :func:`create_log` (empty, resizable, atomic), :func:`append_train_loss`,
 :func:`append_eval` (used by training) and :func:`write_log` (a whole log from arrays: tests,
 synthetic curves). Readers: :func:`open_log` (one-line errors for missing or foreign files),
-:func:`evaluator_group` (a name or alias), :func:`read_config`, :func:`evaluator_means`.
+:func:`evaluator_group` (a name or alias), :func:`read_config`, :func:`check_shapes`, :func:`evaluator_means`.
 """
 
 from __future__ import annotations
@@ -216,11 +216,45 @@ def read_config(f: h5py.File) -> dict[str, Any]:
         return {}
 
 
+def _require_shape(name: str, shape: tuple[int, ...], expected: tuple[int | None, ...], path: str) -> None:
+    """``shape`` matches ``expected`` (``None``: any size), else one line naming the dataset."""
+    ok = len(shape) == len(expected) and all(e is None or s == e for s, e in zip(shape, expected))
+    sizes = [str(e) if e is not None else "any" for e in expected]
+    want = f"({', '.join(sizes)}{',' if len(sizes) == 1 else ''})"
+    require(ok, "log", f"dataset {name!r} of {path} has shape {shape}, expected {want}")
+
+
+def check_shapes(f: h5py.File, path: str) -> int:
+    """Check the shapes of a log's datasets: ``eval_iter`` (n,), ``<evaluator>/<metric>`` (n, N),
+    ``<evaluator>/target`` (N,), ``probes/<probe>`` (n, depth ≥ 1, heads). Returns n; raises
+    :class:`ConfigError` on ``log`` naming the first wrongly shaped dataset."""
+    _require_shape("eval_iter", f["eval_iter"].shape, (None,), path)
+    n = f["eval_iter"].shape[0]
+    for name in EVALUATORS:
+        group = evaluator_group(f, name)
+        if group is None:
+            continue
+        n_seq = None
+        for m in METRICS:
+            if m in group:
+                _require_shape(f"{name}/{m}", group[m].shape, (n, n_seq), path)
+                n_seq = group[m].shape[1]
+        if "target" in group:
+            _require_shape(f"{name}/target", group["target"].shape, (n_seq,), path)
+    if "probes" in f:
+        for probe, d in f["probes"].items():
+            _require_shape(f"probes/{probe}", d.shape, (n, None, None), path)
+            require(d.shape[1] >= 1, "log", f"dataset 'probes/{probe}' of {path} has no layer")
+    return n
+
+
 def evaluator_means(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """``eval_iter``, ``"<evaluator>/<metric>"`` means over the evaluation sequences (n_evals,) and
-    ``"probes/<probe>"`` (n_evals, depth, heads) of the log at ``path``."""
+    ``"probes/<probe>"`` (n_evals, depth, heads) of the log at ``path`` (shapes checked first:
+    :func:`check_shapes`)."""
     out = {}
     with h5py.File(os.fspath(path), "r") as f:
+        check_shapes(f, os.fspath(path))
         out["eval_iter"] = f["eval_iter"][:]
         for name in EVALUATORS:
             if name in f:
@@ -261,6 +295,7 @@ __all__ = [
     "PROBES",
     "append_eval",
     "append_train_loss",
+    "check_shapes",
     "create_log",
     "evaluator_group",
     "evaluator_means",

@@ -21,8 +21,7 @@ import numpy as np
 from toymodels._internal import OneLineParser
 from toymodels.errors import ConfigError, require
 
-from .config import EVALUATORS
-from .log import METRICS, evaluator_group, evaluator_means, open_log, split_by_target
+from .log import check_shapes, evaluator_means, open_log, split_by_target
 
 CURVES = (
     ("icl", "in_context_acc", "ICL (in-context acc.)", "tab:blue"),
@@ -40,37 +39,12 @@ DPI = 120  # 1800 × 504 pixels
 LEGEND_FONT = 9
 
 
-def _require_shape(name: str, shape: tuple[int, ...], expected: tuple[int | None, ...], path: str) -> None:
-    """``shape`` matches ``expected`` (``None``: any size), else one line naming the dataset."""
-    ok = len(shape) == len(expected) and all(e is None or s == e for s, e in zip(shape, expected))
-    sizes = [str(e) if e is not None else "any" for e in expected]
-    want = f"({', '.join(sizes)}{',' if len(sizes) == 1 else ''})"
-    require(ok, "log", f"dataset {name!r} of {path} has shape {shape}, expected {want}")
-
-
 def check_log(path: str) -> int:
-    """Check the shapes of the datasets the figure reads: ``eval_iter`` (n,) with n >= 1,
-    ``<evaluator>/<metric>`` (n, N), ``<evaluator>/target`` (N,), ``probes/<probe>`` (n, depth, heads).
-    Returns n; raises :class:`ConfigError` on ``log`` naming the first wrong dataset."""
+    """:func:`transformer.log.check_shapes` of the log at ``path``, and at least one evaluation.
+    Returns the number of evaluations; :class:`ConfigError` on ``log`` naming the first wrong dataset."""
     with open_log(path) as f:
-        _require_shape("eval_iter", f["eval_iter"].shape, (None,), path)
-        n = f["eval_iter"].shape[0]
-        require(n >= 1, "log", f"{path} holds no evaluation yet")
-        for name in EVALUATORS:
-            group = evaluator_group(f, name)
-            if group is None:
-                continue
-            n_seq = None
-            for m in METRICS:
-                if m in group:
-                    _require_shape(f"{name}/{m}", group[m].shape, (n, n_seq), path)
-                    n_seq = group[m].shape[1]
-            if "target" in group:
-                _require_shape(f"{name}/target", group["target"].shape, (n_seq,), path)
-        if "probes" in f:
-            for probe, d in f["probes"].items():
-                _require_shape(f"probes/{probe}", d.shape, (n, None, None), path)
-                require(d.shape[1] >= 1, "log", f"dataset 'probes/{probe}' of {path} has no layer")
+        n = check_shapes(f, path)
+    require(n >= 1, "log", f"{path} holds no evaluation yet")
     return n
 
 

@@ -3,8 +3,8 @@
 One-line usage errors (``error: … (see --help)``, exit status 2), :class:`ConfigError` lines with
 flags or positional names (:func:`error_line`), integer lists such as seeds, numbers (:func:`parse_int`,
 :func:`parse_float`), the output-directory checks that run before anything is written
-(:func:`check_output_dir` creates nothing, :func:`prepare_output_dir` creates the directory) and the
-memory refusal (:func:`require_memory`).
+(:func:`check_output_path` and :func:`check_output_dir` create nothing, :func:`prepare_output_dir`
+creates the directory) and the memory refusal (:func:`require_memory`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import math
 import os
-from collections.abc import Collection
+import tempfile
+from collections.abc import Collection, Sequence
 
 from ..errors import ConfigError, require
 
@@ -82,20 +83,62 @@ def parse_float(text: str, param: str) -> float:
         raise ConfigError(param, f"cannot parse {text!r} as a number") from None
 
 
-def check_output_dir(path: str, param: str = "out") -> None:
-    """Check, creating nothing, that ``path`` is a writable directory or can be created as one (its
-    nearest existing ancestor is a writable directory); :class:`ConfigError` naming ``param``."""
-    require(bool(path), param, "empty path")
-    if os.path.lexists(path):
-        require(os.path.isdir(path), param, f"{path!r} exists and is not a directory")
-        require(os.access(path, os.W_OK | os.X_OK), param, f"directory {path!r} is not writable")
-        return
-    parent = os.path.dirname(os.path.abspath(path))
-    while not os.path.lexists(parent):
-        parent = os.path.dirname(parent)
-    require(os.path.isdir(parent), param, f"cannot create {path!r}: {parent!r} is not a directory")
-    writable = os.access(parent, os.W_OK | os.X_OK)
-    require(writable, param, f"cannot create {path!r}: {parent!r} is not writable")
+NAME_MAX = 255
+"""Longest file name (bytes) of common file systems."""
+
+
+def _probe_directory(directory: str, param: str) -> None:
+    """Create and remove a temporary file in ``directory``: the one reliable writability test (root
+    passes every permission check yet cannot write in ``/proc``)."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".probe-", dir=directory)
+    except OSError as e:
+        raise ConfigError(param, f"cannot write in directory {directory!r} ({e.strerror})") from None
+    os.close(fd)
+    os.remove(tmp)
+
+
+def check_output_path(
+    path: str | os.PathLike, param: str = "out", *, directory: bool = False, files: Sequence[str] = ()
+) -> str:
+    """Check, creating nothing, that ``path`` can be written; returns it as a string.
+
+    ``directory=True``: ``path`` is a directory that exists or can be created, and ``files`` (names in
+    it) are not directories. Otherwise ``path`` is a file in an existing, writable directory, and is not
+    itself a directory. Raises :class:`ConfigError` on ``param``.
+    """
+    text = os.fspath(path)
+    require(bool(text.strip()), param, "empty path")
+    require("\0" not in text, param, "the path contains a NUL character")
+    full = os.path.abspath(text)
+    for part in full.split(os.sep):
+        require(len(os.fsencode(part)) <= NAME_MAX, param, f"{part[:20]!r}… is longer than {NAME_MAX} bytes")
+    if directory:
+        existing = full
+        while not os.path.lexists(existing):
+            existing = os.path.dirname(existing)
+        require(
+            os.path.isdir(existing),
+            param,
+            f"{text!r} exists and is not a directory"
+            if existing == full
+            else f"cannot create directory {text!r}: {existing!r} is not a directory",
+        )
+    else:
+        require(not os.path.isdir(full), param, f"{text!r} is a directory")
+        existing = os.path.dirname(full)
+        require(os.path.isdir(existing), param, f"directory {existing!r} does not exist")
+    _probe_directory(existing, param)
+    for name in files:
+        target = os.path.join(full, name)
+        require(not os.path.isdir(target), param, f"{target!r} is a directory, not a file")
+    return text
+
+
+def check_output_dir(path: str | os.PathLike, param: str = "out") -> None:
+    """Check, creating nothing, that ``path`` is a writable directory or can be created as one
+    (:func:`check_output_path` with ``directory=True``)."""
+    check_output_path(path, param, directory=True)
 
 
 def physical_memory() -> int | None:

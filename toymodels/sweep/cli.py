@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .._internal.cli_tools import physical_memory
+from .._internal.cli_tools import check_output_path, physical_memory
 from ..cli import (
     ToyParser,
     add_method_arguments,
@@ -37,7 +37,6 @@ from ..errors import ConfigError, require
 from ..experiment import DEFAULT_DIMS, MemoryEstimate, parse_ints
 from ..losses import coopetition_model, tensor_model
 from ..plotting import DPI
-from ..results import check_output_path
 from .chunk import curve_names
 from .run import EXECUTORS, run_sweep
 from .spec import MAX_POINTS, SweepSpec, load_spec_file, parse_axis, parse_clamp_sets, parse_dims, parse_seeds

@@ -43,7 +43,7 @@ import numpy as np
 
 from ..clamps import Clamp, check_clamps
 from ..errors import ConfigError, require
-from ..experiment import DEFAULT_DIMS, MAX_DIM, MODELS, check_method, parse_clamp, parse_seeds
+from ..experiment import DEFAULT_DIMS, MAX_DIM, MODELS, check_method, parse_seeds
 from ..losses import ToyModel, coopetition_model, tensor_model
 from ..methods import GradientDescent, GradientFlow, Method
 
@@ -195,7 +195,7 @@ def parse_clamp_sets(spec: Any, model: ToyModel) -> tuple[tuple[Clamp, ...], ...
         require(
             isinstance(item, (list, tuple)), "clamps", f"a clamp set is a list of NAME[:K] (got {item!r})"
         )
-        out.append(check_clamps(model, tuple(parse_clamp(str(c)) for c in item)))
+        out.append(check_clamps(model, tuple(Clamp.parse(str(c)) for c in item)))
     return tuple(dict.fromkeys(out))
 
 
