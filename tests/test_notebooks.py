@@ -23,4 +23,4 @@ def test_notebook_runs_top_to_bottom(path, tmp_path):
 
 
 def test_there_are_notebooks():
-    assert {p.name for p in NOTEBOOKS} >= {"sliders.ipynb", "science_tour.ipynb"}
+    assert {p.name for p in NOTEBOOKS} >= {"sliders.ipynb", "science_tour.ipynb", "transformer_tour.ipynb"}

@@ -7,6 +7,7 @@ of :class:`~transformer.config.TrainConfig` is a flag (``--n-classes``, ``--lr-s
 ``--eval-schedule log:100``, ``--init-from RUN``). ``--resume`` continues the run saved in ``DIR``
 (its checkpoint's configuration, or its log's if it never checkpointed), with the flags given
 applied to that configuration (they must not change it); a ``DIR`` without a run is refused.
+``--wandb PROJECT`` mirrors the scalar curves to Weights & Biases (:mod:`transformer.tracking`).
 
 Exit status: 0 done; 2 bad input — one line ``error: --flag: reason`` on stderr, nothing written
 (a run that would not fit in memory included); 1 the training diverged (non-finite loss) — one line
@@ -40,6 +41,7 @@ from .config import PRESETS, TrainConfig, preset_config
 from .data import DEFAULT_DATASET, check_synthetic, synthetic_bytes, synthetic_exemplars, write_exemplar_file
 from .opto.cli import add_opto_arguments, interventions_from_args
 from .opto.cli import given as opto_given
+from .tracking import wandb_tracker
 from .trainer import TrainingDiverged, train
 
 
@@ -98,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run saved in OUT")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--stop-after-evals", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--wandb", default=None, metavar="PROJECT",
+                   help="mirror the scalar curves to this Weights & Biases project (needs wandb)")
     g = p.add_argument_group("config overrides (see docs/transformer.md)")
     for f in _overridable():
         g.add_argument("--" + f.name.replace("_", "-"), dest="cfg_" + f.name, default=None,
@@ -130,6 +134,8 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    tracker = None
+    rc = 1  # an unexpected exception marks the tracked run failed
     try:
         base = None
         if args.resume:
@@ -139,18 +145,26 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError("resume", f"no run to resume in {args.out!r} (no checkpoint, no log.h5)")
             base = saved[0]
         cfg = config_from_args(args, base)
+        if args.wandb is not None:
+            tracker = wandb_tracker(args.wandb, args.out, cfg, args.resume)
         t0 = time.perf_counter()
         log = train(cfg, args.out, resume=args.resume, progress=not args.no_progress,
-                    stop_after_evals=args.stop_after_evals)
+                    stop_after_evals=args.stop_after_evals, on_eval=tracker)
+        rc = 0
     except ConfigError as e:
         print(error_line(e), file=sys.stderr)
-        return 2
+        rc = 2
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        rc = 1
     except MemoryError:
         print("error: out of memory (see the sizes of --n-classes, --batch-size, --n-eval)", file=sys.stderr)
-        return 2
+        rc = 2
+    finally:
+        if tracker is not None:
+            tracker.finish(rc)
+    if rc:
+        return rc
     print(f"log: {log} ({time.perf_counter() - t0:.1f} s)")
     return 0
 

@@ -21,6 +21,7 @@ import functools
 import os
 import shutil
 from collections.abc import Callable
+from typing import NamedTuple
 
 import equinox as eqx
 import jax
@@ -166,6 +167,26 @@ def chunk_lengths(cfg: TrainConfig, n: int) -> list[int]:
     return [1 << b for b in reversed(range(n.bit_length())) if n >> b & 1]
 
 
+class Evaluation(NamedTuple):
+    """What :func:`train` hands its ``on_eval`` callback after each evaluation it logs: host (numpy)
+    copies of the values it has just appended to ``log.h5``.
+
+    ``evals``: evaluations in the log (1 = the one at step 0); ``steps``: steps done; ``seen``:
+    sequences seen (the log's ``eval_iter``); ``metrics[evaluator][metric]``: per-sequence values
+    (n_eval,); ``probes[probe]``: (depth, heads); ``train_loss`` (and ``train_penalty`` for runs with
+    ``l2_penalty > 0``, else ``None``): the per-step values of the steps since the previous
+    evaluation this process ran (empty at step 0; a resumed run starts at its checkpoint).
+    """
+
+    evals: int
+    steps: int
+    seen: int
+    metrics: dict
+    probes: dict
+    train_loss: np.ndarray
+    train_penalty: np.ndarray | None
+
+
 class TrainingDiverged(RuntimeError):
     """A run's training loss (or an evaluation loss) became non-finite. ``step`` is the first step
     whose loss was not finite (for an evaluation: the steps done before it), ``seen`` the sequences
@@ -186,6 +207,7 @@ def train(
     resume: bool = False,
     progress: bool = True,
     stop_after_evals: int | None = None,
+    on_eval: Callable[[Evaluation], None] | None = None,
 ) -> str:
     """Run (or resume) training; return the path of ``OUT/log.h5``.
 
@@ -199,7 +221,10 @@ def train(
     checkpoint removes what it created. A non-finite loss stops the run at the next evaluation with
     :class:`TrainingDiverged` (log and checkpoints so far kept). ``stop_after_evals`` stops
     (cleanly, after checkpointing) once that many evaluations are in the log — for tests and for
-    splitting long runs.
+    splitting long runs. ``on_eval`` is called with an :class:`Evaluation` after each evaluation has
+    been appended to the log (before the check for divergence and the checkpoint); it only receives
+    copies, so a run is the same with or without it (experiment tracking:
+    :mod:`transformer.tracking`).
     """
     log_path = os.path.join(out, "log.h5")
     check_output_dir(out)
@@ -249,7 +274,7 @@ def train(
             create_log(log_path, cfg, cfg.depth, cfg.n_heads,
                        targets={name: np.asarray(s.target) for name, s in sets.items()})
         _run(cfg, out, model, opt_state, exemplars, sets, probes, frozen, optimizer,
-             steps_done, evals_done, progress, stop_after_evals)
+             steps_done, evals_done, progress, stop_after_evals, on_eval)
     except Exception as e:
         if saved is None and not isinstance(e, TrainingDiverged) and not _has_checkpoints(out):
             _remove_created(out, made_dir)
@@ -258,7 +283,7 @@ def train(
 
 
 def _run(cfg, out, model, opt_state, exemplars, sets, probes, frozen, optimizer,
-         steps_done, evals_done, progress, stop_after_evals) -> None:
+         steps_done, evals_done, progress, stop_after_evals, on_eval=None) -> None:
     """The loop of :func:`train` from ``evals_done`` evaluations and ``steps_done`` steps on."""
     log_path = os.path.join(out, "log.h5")
     chunk = make_train_chunk(cfg, None if frozen is None else optimizer)
@@ -273,6 +298,7 @@ def _run(cfg, out, model, opt_state, exemplars, sets, probes, frozen, optimizer,
         bar = tqdm(total=total, initial=steps_done * cfg.batch_size, unit="seq", unit_scale=True,
                    dynamic_ncols=True, smoothing=0.1)
     diverged = None  # first step with a non-finite loss
+    interval: list[np.ndarray] = []  # training losses since the last evaluation (for on_eval)
     try:
         for i, point in enumerate(schedule):
             if i < evals_done:
@@ -284,6 +310,7 @@ def _run(cfg, out, model, opt_state, exemplars, sets, probes, frozen, optimizer,
                         model, opt_state, exemplars, jnp.asarray(steps_done, jnp.int32), m
                     )
                     losses = np.asarray(losses)
+                    interval.append(losses.reshape(m, -1))
                     penalties = losses[:, 1] if losses.ndim == 2 else None
                     append_train_loss(log_path, losses.reshape(m, -1)[:, 0], steps_done, cfg.batch_size,
                                       penalties)
@@ -295,9 +322,14 @@ def _run(cfg, out, model, opt_state, exemplars, sets, probes, frozen, optimizer,
                 if bar is not None:
                     bar.update(n * cfg.batch_size)
             metrics, probe_vals = evaluate_all(model, exemplars, sets, probes, cfg.edits())
-            metrics = jax.device_get(metrics)
-            append_eval(log_path, steps_done * cfg.batch_size, metrics, jax.device_get(probe_vals))
+            metrics, probe_vals = jax.device_get(metrics), jax.device_get(probe_vals)
+            append_eval(log_path, steps_done * cfg.batch_size, metrics, probe_vals)
             evals_done = i + 1
+            if on_eval is not None:
+                done = np.concatenate(interval) if interval else np.zeros((0, 2), np.float32)
+                on_eval(Evaluation(evals_done, steps_done, steps_done * cfg.batch_size, metrics, probe_vals,
+                                   done[:, 0], done[:, 1] if cfg.l2_penalty else None))
+            interval = []
             if diverged is None and not all(np.isfinite(m["loss"]).all() for m in metrics.values()):
                 diverged = steps_done
             if diverged is not None:
@@ -336,4 +368,4 @@ def _remove_created(out: str, made_dir: bool) -> None:
                 os.remove(path)
 
 
-__all__ = ["TrainingDiverged", "chunk_lengths", "eval_schedule", "make_train_chunk", "train"]
+__all__ = ["Evaluation", "TrainingDiverged", "chunk_lengths", "eval_schedule", "make_train_chunk", "train"]
