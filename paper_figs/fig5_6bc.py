@@ -1,12 +1,13 @@
 """Fig. 5.6b,c / paper Fig. 3b,c style checkpoint mixing on a run with kept checkpoints.
 
-``python paper_figs/fig5_6bc.py RUN_DIR [--out paper_figs/fig5_6bc_cpu_quick]``:
+``python paper_figs/fig5_6bc.py RUN_DIR [--out paper_figs/fig5_6bc_cpu_quick] [--peak-of flip|icl]``:
 
 * (b) every kept checkpoint evaluated with Layer 2 and the unembedding fixed from the end of
   training (``--modules-from RUN@last:blocks.1,unembed``);
 * (c) every kept checkpoint evaluated with the embeddings and Layer 1 fixed from one checkpoint
   t (``--modules-from RUN@t:embed_x,embed_label,pos,blocks.0``) for three t: early (the kept
-  checkpoint nearest, in log scale, to a quarter of the ICL peak), the Flip (ICL) peak, and the end.
+  checkpoint nearest, in log scale, to a quarter of the ICL peak), the ICL peak (of the Flip
+  evaluator, or with ``--peak-of icl`` of the ICL evaluator), and the end.
 
 The run's own curves are drawn as light lines. Writes ``OUT.png`` and ``OUT.md`` (the numbers), and
 the re-evaluation logs beside them in ``OUT_logs/`` (not meant to be committed).
@@ -35,12 +36,15 @@ LAYER1 = "embed_x,embed_label,pos,blocks.0"
 LAYER2 = "blocks.1,unembed"
 
 
-def choose_checkpoints(run: str) -> dict[str, int]:
-    """Sequences seen of the early, ICL-peak and late checkpoints (see the module docstring)."""
+def choose_checkpoints(run: str, peak_of: str = "flip") -> dict[str, int]:
+    """Sequences seen of the early, ICL-peak and late checkpoints (see the module docstring); the
+    peak is that of the Flip evaluator (``peak_of="flip"``) or of the ICL evaluator (``"icl"``: for
+    runs whose Flip accuracy never rises above its initial noise, as the paper-scale run's)."""
     kept = [c.seen for c in list_checkpoints(run) if c.seen > 0]
     curves = evaluator_means(os.path.join(run, "log.h5"))
-    seen, flip = curves["eval_iter"], curves["flip_icl/in_context_acc"]
-    on_kept = [flip[np.flatnonzero(seen == s)[0]] for s in kept]
+    seen = curves["eval_iter"]
+    accuracy = curves["flip_icl/in_context_acc" if peak_of == "flip" else "icl/in_context_acc"]
+    on_kept = [accuracy[np.flatnonzero(seen == s)[0]] for s in kept]
     peak = kept[int(np.argmax(on_kept))]
     early = min(kept, key=lambda s: abs(np.log(s) - np.log(max(peak / 4, 1))))
     return {"early": early, "ICL peak": peak, "late": kept[-1]}
@@ -50,13 +54,15 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("run")
     p.add_argument("--out", default="paper_figs/fig5_6bc_cpu_quick")
+    p.add_argument("--peak-of", choices=("flip", "icl"), default="flip",
+                   help="the evaluator whose peak is the middle checkpoint of panel (c)")
     args = p.parse_args(argv)
     logs = args.out + "_logs"
     os.makedirs(logs, exist_ok=True)
     own = evaluator_means(os.path.join(args.run, "log.h5"))
     fixed_l2 = os.path.join(logs, "layer2_from_end.h5")
     evaluate_run(args.run, fixed_l2, modules_from=parse_source(f"{args.run}@last:{LAYER2}"))
-    picks = choose_checkpoints(args.run)
+    picks = choose_checkpoints(args.run, args.peak_of)
     fixed_l1 = {}
     for name, seen in picks.items():
         path = os.path.join(logs, f"layer1_from_{seen}.h5")

@@ -191,3 +191,61 @@ def test_local_executor_runs_through_submitit(tmp_path):
     rows = run_sweep(spec, str(tmp_path / "sweep"), executor="local", poll_s=0.2)
     assert rows[0]["status"] == "done" and rows[0]["sequences"] == 160
     assert (tmp_path / "sweep" / "jobs").is_dir()
+
+
+@pytest.mark.slow
+def test_local_sweep_killed_mid_run_resumes_to_the_uninterrupted_logs(tmp_path, read_all):
+    """A real kill (SIGKILL of the sweep process and its submitit job while a run is training), then
+    the same command again: the logs equal those of an uninterrupted sweep."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("submitit")
+    text = f"""
+        [defaults]
+        preset = "tiny"
+        {TINY}
+        checkpoint_every = 1
+        [runs.base]
+        n_sequences = 3200
+
+        [runs.cont]
+        init_from = {{ run = "base", at = "last" }}
+        n_sequences = 320
+        """
+    spec_path = _spec(tmp_path, text)
+    whole = tmp_path / "whole"
+    run_sweep(SweepSpec.from_toml(spec_path), str(whole))
+
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "transformer.sweep", spec_path, "--out", str(killed), "--executor", "local",
+           "--no-progress"]
+    env = {**os.environ, "ICL_COOPETITION_CACHE_DIR": "off"}
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    # wait until base has kept a few checkpoints but is not finished, then kill everything it started
+    while time.monotonic() < deadline:
+        done = sorted((killed / "base").glob("ckpt-*")) if (killed / "base").is_dir() else []
+        if len(done) >= 3:
+            break
+        time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("the sweep made no checkpoints within 240 s")
+    os.killpg(proc.pid, signal.SIGKILL)  # the sweep process and the submitit workers it spawned
+    proc.wait()
+    time.sleep(0.5)
+    with open(killed / "summary.csv") as f:
+        status = {r["run"]: r["status"] for r in csv.DictReader(f)}
+    assert status["base"] == "running" and status["cont"] == "pending"
+
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    for name in ("base", "cont"):
+        a, b = read_all(whole / name / "log.h5"), read_all(killed / name / "log.h5")
+        assert set(a) == set(b)
+        for key in a:
+            if key != "@config":
+                np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}: {key}")
