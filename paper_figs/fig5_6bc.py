@@ -54,20 +54,29 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("run")
     p.add_argument("--out", default="paper_figs/fig5_6bc_cpu_quick")
+    p.add_argument("--reuse-logs", action="store_true",
+                   help="reuse re-evaluation logs already in OUT_logs/ (redraw and re-tabulate only)")
     p.add_argument("--peak-of", choices=("flip", "icl"), default="flip",
                    help="the evaluator whose peak is the middle checkpoint of panel (c)")
     args = p.parse_args(argv)
     logs = args.out + "_logs"
     os.makedirs(logs, exist_ok=True)
     own = evaluator_means(os.path.join(args.run, "log.h5"))
+    def evaluate(path: str, source: str) -> None:
+        if not (args.reuse_logs and os.path.exists(path)):
+            evaluate_run(args.run, path, modules_from=parse_source(source))
+
     fixed_l2 = os.path.join(logs, "layer2_from_end.h5")
-    evaluate_run(args.run, fixed_l2, modules_from=parse_source(f"{args.run}@last:{LAYER2}"))
+    evaluate(fixed_l2, f"{args.run}@last:{LAYER2}")
     picks = choose_checkpoints(args.run, args.peak_of)
     fixed_l1 = {}
     for name, seen in picks.items():
         path = os.path.join(logs, f"layer1_from_{seen}.h5")
-        evaluate_run(args.run, path, modules_from=parse_source(f"{args.run}@{seen}:{LAYER1}"))
+        evaluate(path, f"{args.run}@{seen}:{LAYER1}")
         fixed_l1[name] = (seen, evaluator_means(path))
+    # table rows: the kept checkpoints at the three picks and half way (log) between the peak and the end
+    mid = float(np.exp((np.log(picks["ICL peak"]) + np.log(picks["late"])) / 2))
+    row_at = sorted({picks["early"], picks["ICL peak"], picks["late"]} | {mid})
 
     import matplotlib
 
@@ -80,7 +89,10 @@ def main(argv=None) -> int:
         for name, (seen, curves) in fixed_l1.items()
     ]
     keep = own["eval_iter"] > 0
-    lines = ["| panel | checkpoint (sequences) | ICL | Flip | CIWL |", "|---|---|---|---|---|"]
+    lines = [
+        "| panel | checkpoint (sequences) | ICL | Flip | CIWL | the run: ICL | Flip | CIWL |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for ax, (title, curves) in zip(axes, panels):
         x = curves["eval_iter"]
         k = x > 0
@@ -89,15 +101,19 @@ def main(argv=None) -> int:
             ax.plot(x[k], curves[key][k], color=color, marker="o", ms=3, label=label)
         ax.set(xscale="log", xlabel="sequences seen", title=title, ylim=(-0.02, 1.02))
         ax.axhline(0.5, color="grey", lw=0.5, ls=":")
-        for i in np.linspace(0, len(x) - 1, 4).round().astype(int):
+        for i in sorted({int(np.argmin(np.abs(np.log(x[k]) - np.log(t)))) for t in row_at}):
+            i = int(np.flatnonzero(k)[i])
+            j = int(np.argmin(np.abs(own["eval_iter"] - x[i])))
             vals = " | ".join(f"{curves[key][i]:.2f}" for key, _, _ in CURVES)
-            lines.append(f"| {title.splitlines()[0]} | {x[i]:.3g} | {vals} |")
+            run_vals = " | ".join(f"{own[key][j]:.2f}" for key, _, _ in CURVES)
+            lines.append(f"| {title.splitlines()[0]} | {x[i]:.3g} | {vals} | {run_vals} |")
     axes[0].set_ylabel("in-context accuracy")
     axes[0].legend(fontsize=8, title="light: the run itself", title_fontsize=8)
     fig.savefig(args.out + ".png", dpi=110)
     with open(args.out + ".md", "w") as f:
         f.write(
-            f"Checkpoint mixing on `{args.run}` (rows: 4 checkpoints per panel; "
+            f"Checkpoint mixing on `{args.run}` (rows: the kept checkpoints at early, peak, half way "
+            "(log) to the end, and the end; "
             f"early/peak/late = {picks}).\n\n" + "\n".join(lines) + "\n"
         )
     print(args.out + ".png")
