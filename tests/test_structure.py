@@ -19,6 +19,8 @@ MAX_LINES = 450
 ONE_CONCEPT = {
     # the exact reduced (P, Q) dynamics: state, vector field, solver and checks of one ODE
     "toymodels.reduced",
+    # the run's configuration: every field of TrainConfig, its validation and the samplers it implies
+    "transformer.config",
 }
 CLI_MODULES = {
     "toymodels.cli",

@@ -1,14 +1,17 @@
 """A JAX/Equinox/Optax transformer trainer for ICL emergence and transience on bursty sequences.
 
-Modules (each one idea): :mod:`~transformer.config` (``TrainConfig``, presets, evaluator names),
-:mod:`~transformer.data` (exemplars and sequence samplers), :mod:`~transformer.model`,
+Modules (each one idea): :mod:`~transformer.config` (``TrainConfig``, evaluator names),
+:mod:`~transformer.presets` (named configurations), :mod:`~transformer.exemplars` (exemplar files
+and the synthetic generator), :mod:`~transformer.data` (sequence samplers), :mod:`~transformer.model`,
 :mod:`~transformer.build` (config → data, model, optimiser), :mod:`~transformer.evaluators`
 (evaluators and probes), :mod:`~transformer.log` (the ``log.h5`` layout), :mod:`~transformer.checkpoint`
 (save, history, load, graft, freeze), :mod:`~transformer.schedule` (evaluation and kept-checkpoint
 schedules), :mod:`~transformer.mixture` (mixtures of training distributions),
 :mod:`~transformer.opto` (hook points and interventions), :mod:`~transformer.trainer` (scan-fused
 steps and the run loop), :mod:`~transformer.reevaluate` (kept checkpoints evaluated after the fact),
-:mod:`~transformer.cli`, :mod:`~transformer.plot`, :mod:`~transformer.attribution`.
+:mod:`~transformer.cli`, :mod:`~transformer.plot`, :mod:`~transformer.attribution`,
+:mod:`~transformer.tracking` (optional Weights & Biases mirror of the curves),
+:mod:`~transformer.sweep` (families of runs).
 
 The common names are importable from here (lazily, so ``python -m transformer.plot`` does not pay
 for what it does not use)::
@@ -24,8 +27,8 @@ _EXPORTS = {
     "TrainConfig": "config",
     "ConfigError": "config",
     "EVALUATORS": "config",
-    "PRESETS": "config",
-    "preset_config": "config",
+    "PRESETS": "presets",
+    "preset_config": "presets",
     "structural": "config",
     "DataError": "data",
     "SequenceSpec": "data",

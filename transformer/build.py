@@ -29,17 +29,19 @@ from .schedule import parse_eval_schedule
 
 
 def load_data(cfg: TrainConfig) -> Float[np.ndarray, "classes exemplars dim"]:
-    """Exemplars for training classes then holdout classes (file or synthetic); refused up front
-    (:class:`ConfigError`) if they would not fit in this machine's memory."""
+    """Exemplars for training classes then holdout classes (file or synthetic), each class's
+    ``n_exemplars`` training exemplars then its ``n_holdout_exemplars`` held-out ones; refused up
+    front (:class:`ConfigError`) if they would not fit in this machine's memory."""
     n_total = cfg.n_classes + cfg.n_holdout_classes
+    n_ex = cfg.n_exemplars + cfg.n_holdout_exemplars
     if cfg.data_path is None:
-        need = synthetic_bytes(n_total, cfg.n_exemplars, cfg.synth_dim)
+        need = synthetic_bytes(n_total, n_ex, cfg.synth_dim)
         require_memory(_blame(cfg, ("n_classes", "n_holdout_classes", "n_exemplars", "synth_dim")), need)
         return synthetic_exemplars(
-            n_total, cfg.n_exemplars, cfg.synth_dim, cfg.synth_noise, cfg.synth_seed,
+            n_total, n_ex, cfg.synth_dim, cfg.synth_noise, cfg.synth_seed,
             cfg.synth_offset, cfg.synth_variants, cfg.synth_variant_scale,
         )
-    return load_exemplars(cfg.data_path, cfg.data_dataset, n_total, cfg.n_exemplars)
+    return load_exemplars(cfg.data_path, cfg.data_dataset, n_total, n_ex)
 
 
 def feature_dim_of(cfg: TrainConfig) -> int:
@@ -61,7 +63,7 @@ def memory_estimate(
     cannot fit before anything is allocated (:func:`check_memory`); not a prediction of the peak.
     """
     dim = feature_dim_of(cfg) if feature_dim is None else feature_dim
-    t, d, depth, heads, labels = cfg.seq_len, cfg.d_model, cfg.depth, cfg.n_heads, cfg.n_classes
+    t, d, depth, heads, labels = cfg.seq_len, cfg.d_model, cfg.depth, cfg.n_heads, cfg.n_labels
     words = 4 * cfg.context_pairs + 3 + cfg.icl_label_set  # random words drawn per sequence
     block = 4 * d * d + (8 * d * d if cfg.mlp else 0) + 10 * d
     activations = t * (dim + 16 * d * depth) + 3 * depth * heads * t * t + 3 * labels + words
@@ -71,7 +73,8 @@ def memory_estimate(
     data = ("n_classes", "n_holdout_classes", "n_exemplars", "synth_dim")[: 4 if cfg.data_path is None else 3]
     model = ("n_classes", "d_model", "depth", "n_heads", "context_pairs", "icl_label_set") + data[3:]
     return {
-        "exemplars": (synthetic_bytes(cfg.n_classes + cfg.n_holdout_classes, cfg.n_exemplars, dim) * 4 // 3,
+        "exemplars": (synthetic_bytes(cfg.n_classes + cfg.n_holdout_classes,
+                                      cfg.n_exemplars + cfg.n_holdout_exemplars, dim) * 4 // 3,
                       data),
         "parameters": (4 * 5 * (dim * d + 2 * labels * d + t * d + depth * block), model),
         "training step": (4 * 2 * cfg.batch_size * activations, ("batch_size",) + model),
@@ -113,7 +116,7 @@ def _model_builder(cfg: TrainConfig, feature_dim: int) -> Callable:
     return eqx.filter_jit(
         lambda key: Transformer(
             feature_dim,
-            cfg.n_classes,
+            cfg.n_labels,
             cfg.seq_len,
             depth=cfg.depth,
             d_model=cfg.d_model,

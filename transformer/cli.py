@@ -37,10 +37,11 @@ from toymodels._internal.cli_tools import (
 from toymodels.errors import ConfigError
 
 from .checkpoint import saved_config
-from .config import PRESETS, TrainConfig, preset_config
+from .config import TrainConfig
 from .data import DEFAULT_DATASET, check_synthetic, synthetic_bytes, synthetic_exemplars, write_exemplar_file
 from .opto.cli import add_opto_arguments, interventions_from_args
 from .opto.cli import given as opto_given
+from .presets import PRESETS, preset_config
 from .tracking import wandb_tracker
 from .trainer import TrainingDiverged, train
 

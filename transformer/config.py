@@ -15,7 +15,7 @@ from typing import Any
 
 from toymodels.errors import ConfigError
 
-from .data import DataError, SequenceSpec
+from .data import DataError, SequenceSpec, label_pair_split
 from .mixture import MixtureSpec
 from .opto.catalogue import Intervention, expand_all
 from .opto.spec import Edit
@@ -30,20 +30,32 @@ EVALUATORS: dict[str, str] = {
     "iwl_copy_avail": "ciwl",
     "flip_icl": "flip",
     "pure_iwl": "iwl",
+    "heldout_pairs": "relabel",
+    "heldout_exemplars": "relabel",
+    "heldout_classes": "relabel",
 }
 """Evaluator name (as in the original study's logs) → the sequence kind it samples (``train``: the
-training distribution). Their order fixes each evaluator's key (see :mod:`transformer.evaluators`)."""
+training distribution). Their order fixes each evaluator's key (see :mod:`transformer.evaluators`).
+The ``heldout_*`` evaluators are the induction-head study's test sets (thesis ch. 4): ``relabel``
+sequences with the held-out label pairs, the held-out exemplars of the training classes, or the
+held-out classes (the original code's ``fsl_val_rl``, ``fsl_train_valex``, ``fsl_test_class``)."""
+CLASS_LABEL_EVALUATORS: tuple[str, ...] = ("iwl_copy_avail", "flip_icl", "pure_iwl")
+"""Evaluators whose labels are the classes' trained labels (``0..n_classes-1``): they need a model
+with an output per class, so a ``relabel`` run (``icl_label_set`` outputs) cannot have them."""
 
 TRAIN_KINDS: dict[str, str] = {
     "bursty": "bursty",
     "icl_only": "icl_only",
     "ciwl_only": "ciwl",
     "iwl_only": "iwl",
+    "relabel": "relabel",
 }
 """Training distribution (``train_kind``, the kinds of ``mix``) → the sampler's sequence kind
 (:data:`transformer.data.SEQUENCE_KINDS`): ``bursty`` (labels fixed per class), ``icl_only`` (labels
 re-assigned per sequence), ``ciwl_only`` (query class absent from the context, its label attached to
-another class's exemplars), ``iwl_only`` (query class absent, all context classes distinct)."""
+another class's exemplars), ``iwl_only`` (query class absent, all context classes distinct),
+``relabel`` (the induction-head study: the query's class and a distractor labelled by an ordered pair
+of the ``icl_label_set`` labels drawn per sequence from the training pairs)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +65,14 @@ class TrainConfig:
     Data: ``data_path`` (``None`` = synthetic exemplars generated in memory from the ``synth_*``
     fields with ``synth_seed``); ``n_classes`` training classes (labels ``0..n_classes-1``,
     label of class ``c`` is ``c``), ``n_holdout_classes`` further classes used only by the ICL
-    evaluator when > 0; ``n_exemplars`` exemplars per class.
+    and ``heldout_classes`` evaluators when > 0; ``n_exemplars`` exemplars per class, followed by
+    ``n_holdout_exemplars`` held-out exemplars of every class (``heldout_exemplars`` evaluator).
+
+    Relabelled training (``train_kind="relabel"``, the induction-head study): the
+    ``icl_label_set`` labels form ``L(L−1)/2`` unordered pairs, of which ``n_holdout_label_pairs``
+    (chosen by ``label_split_seed``) are held out for the ``heldout_pairs`` evaluator; each training
+    sequence labels its two classes with an ordered training pair (:meth:`label_pairs`), and the
+    model's unembedding has one output per label (:attr:`n_labels`), not per class.
 
     Optimiser: Adam(``beta1``, ``beta2``) with optional decoupled ``weight_decay`` (AdamW) and the
     study's loss penalty ``l2_penalty`` over ``l2_groups`` (:func:`transformer.build.l2_penalty`);
@@ -81,6 +100,7 @@ class TrainConfig:
     n_classes: int = 1600
     n_holdout_classes: int = 0
     n_exemplars: int = 20
+    n_holdout_exemplars: int = 0  # held-out exemplars of every class, after the n_exemplars
     synth_dim: int = 64
     synth_noise: float = 0.5
     synth_seed: int = 0
@@ -94,7 +114,9 @@ class TrainConfig:
     zipf_alpha: float = 0.0
     train_kind: str = "bursty"  # one of TRAIN_KINDS
     mix: tuple[tuple[str, float], ...] = ()  # ((kind, weight), ...): per-sequence mixture of kinds
-    icl_label_set: int = 2  # labels re-assigned per sequence for icl_only training
+    icl_label_set: int = 2  # labels re-assigned per sequence for icl_only and relabel training
+    n_holdout_label_pairs: int = 0  # unordered label pairs held out of relabel training
+    label_split_seed: int = 0  # which label pairs are held out (transformer.data.label_pair_split)
     matched: bool = False  # context exemplar of the query class = the query exemplar
     # model
     depth: int = 2
@@ -148,6 +170,27 @@ class TrainConfig:
     def seq_len(self) -> int:
         return 2 * self.context_pairs + 1
 
+    @property
+    def relabelled(self) -> bool:
+        """Whether every training sequence is a ``relabel`` sequence (labels carry no class)."""
+        kinds = [k for k, _ in self.mix] if self.mix else [self.train_kind]
+        return all(k == "relabel" for k in kinds)
+
+    @property
+    def n_labels(self) -> int:
+        """Outputs of the model's unembedding (and rows of its label table): the ``icl_label_set``
+        labels of a relabelled run (the original code's ``model_output_classes`` default with
+        ``fs_relabel > 0``), otherwise one per training class, ``n_classes``."""
+        return self.icl_label_set if self.relabelled else self.n_classes
+
+    def label_pairs(self, split: str = "train") -> tuple[tuple[int, int], ...]:
+        """The ordered label pairs of ``split`` (``"train"`` or ``"heldout"``) of the
+        ``icl_label_set`` labels (:func:`transformer.data.label_pair_split`)."""
+        train, heldout = label_pair_split(
+            self.icl_label_set, self.n_holdout_label_pairs, self.label_split_seed
+        )
+        return {"train": train, "heldout": heldout}[split]
+
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
@@ -184,6 +227,7 @@ class TrainConfig:
         those distributions for ``mix``'s kinds with its weights. Otherwise sequences of that
         sampler kind (see :data:`transformer.data.SEQUENCE_KINDS`) with the sampler's defaults for
         those fields (uniform classes, always bursty, unmatched) — the evaluators' and probes' base.
+        ``relabel`` sequences (either way) use the ``icl_label_set`` labels and the training pairs.
         """
         shape = dict(
             n_classes=self.n_classes,
@@ -191,17 +235,25 @@ class TrainConfig:
             context_pairs=self.context_pairs,
             burstiness=self.burstiness,
         )
+
+        def relabel(kind: str) -> dict[str, Any]:
+            if kind != "relabel":
+                return {}
+            return dict(label_set=self.icl_label_set, label_pairs=self.label_pairs("train"))
+
         if kind is not None:
-            return SequenceSpec(kind=kind, **shape)
+            return SequenceSpec(kind=kind, **shape, **relabel(kind))
 
         def train_spec(train_kind: str) -> SequenceSpec:
+            kind = TRAIN_KINDS.get(train_kind, train_kind)
             return SequenceSpec(
-                kind=TRAIN_KINDS.get(train_kind, train_kind),
+                kind=kind,
                 p_bursty=self.p_bursty,
                 zipf_alpha=self.zipf_alpha,
                 label_set=self.icl_label_set,
                 matched=self.matched,
                 **shape,
+                **{k: v for k, v in relabel(kind).items() if k != "label_set"},
             )
 
         if self.mix:
@@ -248,6 +300,7 @@ class TrainConfig:
                 raise ConfigError("evaluators", f"unknown evaluator {name!r} (one of {tuple(EVALUATORS)})")
         if not self.evaluators:
             raise ConfigError("evaluators", "at least one evaluator is required")
+        _check_relabelling(self)
         steps = [step for step, _ in self.lr_steps]
         if steps != sorted(set(steps)) or not all(0 <= step <= MAX_STEPS for step in steps):
             raise ConfigError("lr_steps", f"steps must increase and lie in [0, {MAX_STEPS}], got {steps}")
@@ -270,10 +323,13 @@ MAX_STEPS = 2**31 - 1
 """Most steps of a run (the step counter inside the compiled training scan is int32)."""
 MAX_LOG_POINTS = 10**6
 """Largest ``N`` of ``log:N`` (``eval_schedule``, ``keep_checkpoints``)."""
-SEEDS: tuple[str, ...] = ("synth_seed", "init_seed", "train_seed", "eval_seed")
-INT_MINIMUM: dict[str, int] = {"n_holdout_classes": 0, "warmup_steps": 0, **dict.fromkeys(
-    "n_classes n_exemplars synth_dim synth_variants context_pairs burstiness icl_label_set depth "
-    "d_model n_heads batch_size n_sequences eval_every n_eval n_probe checkpoint_every".split(), 1)}
+SEEDS: tuple[str, ...] = ("synth_seed", "init_seed", "train_seed", "eval_seed", "label_split_seed")
+INT_MINIMUM: dict[str, int] = {
+    "n_holdout_classes": 0, "n_holdout_exemplars": 0, "n_holdout_label_pairs": 0, "warmup_steps": 0,
+    **dict.fromkeys(
+        "n_classes n_exemplars synth_dim synth_variants context_pairs burstiness icl_label_set depth "
+        "d_model n_heads batch_size n_sequences eval_every n_eval n_probe checkpoint_every".split(), 1),
+}
 """Smallest value of each integer field (seeds: :data:`SEEDS`)."""
 FLOAT_RANGES: dict[str, tuple[float, float, str]] = {
     "synth_noise": (0.0, math.inf, "[)"), "synth_offset": (-math.inf, math.inf, "()"),
@@ -295,7 +351,7 @@ _FROM_PLAIN: dict[str, Any] = {
     "opto": lambda v: tuple(iv if isinstance(iv, Intervention) else Intervention.from_dict(iv) for iv in v),
 }
 """How :meth:`TrainConfig.from_dict` turns plain values of the tuple fields into theirs."""
-_SPEC_FIELDS = {"kind": "train_kind", "label_set": "icl_label_set"}
+_SPEC_FIELDS = {"kind": "train_kind", "label_set": "icl_label_set", "label_pairs": "icl_label_set"}
 """Fields of :class:`~transformer.data.SequenceSpec` named differently in the config."""
 
 
@@ -337,6 +393,35 @@ def _check_types(cfg: TrainConfig) -> None:
             raise ConfigError(name, f"expected names, got {getattr(cfg, name)!r}")
 
 
+def _check_relabelling(cfg: TrainConfig) -> None:
+    """The label-pair split, the held-out sets the ``heldout_*`` evaluators need, and no evaluator
+    with class labels for a relabelled run (whose model has ``icl_label_set`` outputs)."""
+    n_pairs = cfg.icl_label_set * (cfg.icl_label_set - 1) // 2
+    if cfg.n_holdout_label_pairs and cfg.n_holdout_label_pairs >= n_pairs:
+        raise ConfigError("n_holdout_label_pairs", f"{cfg.icl_label_set} labels have {n_pairs} pairs: "
+                          f"holding out {cfg.n_holdout_label_pairs} leaves none to train on")
+    if cfg.n_holdout_label_pairs:
+        seen = {a for pair in cfg.label_pairs("train") for a in pair}
+        if len(seen) < cfg.icl_label_set:
+            missing = sorted(set(range(cfg.icl_label_set)) - seen)
+            held = cfg.n_holdout_label_pairs
+            raise ConfigError("n_holdout_label_pairs", f"holding out {held} pairs (label_split_seed "
+                              f"{cfg.label_split_seed}) leaves label(s) {missing} untrained")
+    needs = {"heldout_pairs": ("n_holdout_label_pairs", 1), "heldout_exemplars": ("n_holdout_exemplars", 1),
+             "heldout_classes": ("n_holdout_classes", 3)}
+    for name in cfg.evaluators:
+        if name in needs and getattr(cfg, needs[name][0]) < needs[name][1]:
+            field, low = needs[name]
+            got = getattr(cfg, field)
+            raise ConfigError(field, f"the {name} evaluator needs {field} >= {low}, got {got}")
+        if cfg.relabelled and name in CLASS_LABEL_EVALUATORS:
+            raise ConfigError("evaluators", f"{name!r} targets class labels, but a relabel run's model has "
+                              f"only icl_label_set = {cfg.icl_label_set} outputs")
+        if EVALUATORS[name] == "relabel" and cfg.context_pairs != 2 * cfg.burstiness:
+            raise ConfigError("context_pairs", f"the {name} evaluator's relabel sequences need context_"
+                              f"pairs = 2 x burstiness = {2 * cfg.burstiness}, got {cfg.context_pairs}")
+
+
 def _check_schedules(cfg: TrainConfig) -> None:
     """``eval_schedule`` and ``keep_checkpoints`` parse, with at most :data:`MAX_LOG_POINTS` log points
     and kept sequences-seen values within the run."""
@@ -359,68 +444,6 @@ def _check_schedules(cfg: TrainConfig) -> None:
             )
 
 
-PRESETS: dict[str, dict[str, Any]] = {
-    # The study's main run (thesis ch. 5) at full scale (≈ 3 h on one CPU core). Features: 64-d
-    # synthetic prototypes with a shared offset of +1.5 (cpu-quick's): with 512-d prototypes the
-    # run learned CIWL first and never formed ICL, at this and at 10-30x the learning rate; with
-    # 64-d ones ICL forms first (probes and the run: docs/paper_scale.md).
-    "coopetition-paper": dict(
-        n_classes=12800,
-        n_exemplars=20,
-        synth_dim=64,
-        synth_noise=0.75,
-        synth_offset=1.5,
-        lr=1e-5,
-        batch_size=32,
-        n_sequences=20_000_000,
-        eval_every=10_000,
-        n_eval=5000,
-        checkpoint_every=5,
-    ),
-    # Reduced configuration for a 2-core CPU (<= 15 minutes wall): the study's model (separate
-    # unembedding) on 12800 synthetic classes whose features share a common offset of +1.5
-    # (like the study's non-negative ResNet features); ICL forms first, then CIWL takes over
-    # and ICL fades. Not every target holds on every seed — see docs/cpu_quick_preset.md for
-    # everything tried and the per-seed numbers.
-    "cpu-quick": dict(
-        n_classes=12800,
-        n_exemplars=20,
-        synth_dim=64,
-        synth_noise=0.75,
-        synth_offset=1.5,
-        lr=3e-4,
-        lr_steps=((12_000, 1e-3), (20_000, 2e-3)),
-        batch_size=32,
-        n_sequences=1_800_000,
-        eval_every=2000,
-        n_eval=2000,
-        checkpoint_every=3,
-    ),
-    # A tiny configuration for smoke tests (seconds).
-    "tiny": dict(
-        n_classes=64,
-        n_exemplars=4,
-        synth_dim=8,
-        synth_noise=0.3,
-        d_model=16,
-        n_heads=2,
-        lr=3e-3,
-        batch_size=16,
-        n_sequences=3200,
-        eval_every=50,
-        n_eval=64,
-        n_probe=16,
-    ),
-}
-
-
-def preset_config(name: str, **overrides: Any) -> TrainConfig:
-    """``TrainConfig`` of a named preset with ``overrides`` applied."""
-    if name not in PRESETS:
-        raise ConfigError("preset", f"unknown preset {name!r} (one of {tuple(PRESETS)})")
-    return TrainConfig.from_dict({**PRESETS[name], **overrides})
-
-
 def structural(cfg: TrainConfig) -> TrainConfig:
     """``cfg`` with every field that does not change compiled code reset (seeds, lengths, paths,
     evaluation and checkpoint schedules, starting points; ``train_kind`` and ``mix`` are kept).
@@ -437,10 +460,8 @@ def structural(cfg: TrainConfig) -> TrainConfig:
 
 __all__ = [
     "EVALUATORS",
-    "PRESETS",
     "TRAIN_KINDS",
     "ConfigError",
     "TrainConfig",
-    "preset_config",
     "structural",
 ]

@@ -1,19 +1,5 @@
-"""Exemplar data: HDF5 loading/validation, a synthetic generator, and jit-able sequence samplers.
-
-Layout of an exemplar file (the original study's Omniglot feature files): one float dataset,
-by default at ``resnet18/224/feat``, shaped ``(classes, exemplars, feature_dim)``.
-
-Synthetic exemplars: class prototypes :math:`\\mu_c \\sim N(0, I_D)` and exemplars
-
-.. math:: x_{c,e} = (\\mu_c + \\varepsilon\\,\\xi_{c,e}) / \\sqrt{1 + \\varepsilon^2},
-   \\qquad \\xi_{c,e} \\sim N(0, I_D),
-
-so every exemplar has unit expected per-coordinate variance and ``ε`` sets the within-class
-spread. An optional ``offset`` :math:`m` is added to every coordinate, :math:`x_{c,e} + m\\,\\mathbf 1`:
-a component shared by all exemplars, like the large positive mean of the study's ResNet-18
-features (post-ReLU, so non-negative). It decides which strategy the transformer learns first
-(docs/cpu_quick_preset.md): with centred features (``m = 0``) in-weights learning (CIWL) forms
-first and ICL never does; with ``m = 1`` ICL forms first and then gives way to CIWL.
+"""Sequence samplers (jit-able) over exemplar data; the exemplar files and the synthetic generator are
+:mod:`transformer.exemplars` (re-exported here).
 
 A *sequence* is ``k`` context (exemplar, label) pairs followed by a query exemplar. It is stored
 as indices, not features, so sampling costs :math:`O(B\\,k)` regardless of the class count:
@@ -38,7 +24,16 @@ Sequence kinds (``SequenceKind``), matching science.md §3:
 - ``ciwl``: query class absent (role 0 is another class) but role 0 carries the query's trained
   label;
 - ``flip``: roles 0 and 1 carry each other's trained labels; the target is the *in-context*
-  label (role 1's class label), so accuracy 1 = pure ICL and 0 = CIWL.
+  label (role 1's class label), so accuracy 1 = pure ICL and 0 = CIWL;
+- ``relabel``: the induction-head study's sequences (thesis ch. 4; the original code's
+  ``fs_relabel``): the two roles (``k = 2b``: the query's class and one distractor, no fillers)
+  get an *ordered label pair* ``(a, b)`` drawn uniformly from ``label_pairs`` — role 0 (the
+  query's class) is labelled ``a``, role 1 ``b`` — and the target is ``a``. Labels say nothing
+  about classes, so only the in-context match can lower the loss below log 2.
+  :func:`label_pair_split` splits the pairs of ``L`` labels into training and held-out ones.
+
+Exemplars of a class are drawn from ``[exemplar_offset, exemplar_offset + n_exemplars)`` (the
+held-out exemplars of a file lie after the training ones).
 
 Mixtures of these distributions (the original study's mixed samplers) are
 :class:`transformer.mixture.MixtureSpec`; :func:`sample_sequences` accepts them too.
@@ -46,182 +41,27 @@ Mixtures of these distributions (the original study's mixed samplers) are
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import math
-import os
-from collections.abc import Iterator
 from typing import Literal, NamedTuple
 
-import h5py
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from toymodels._internal import atomic_write
-from toymodels._internal.cli_tools import require_memory
-from toymodels.errors import ConfigError
+from .exemplars import (  # noqa: F401 - re-exported: the data API predates the split
+    DEFAULT_DATASET,
+    DataError,
+    check_synthetic,
+    exemplar_file_shape,
+    load_exemplars,
+    synthetic_bytes,
+    synthetic_exemplars,
+    write_exemplar_file,
+)
 
-DEFAULT_DATASET = "resnet18/224/feat"
-
-SequenceKind = Literal["bursty", "nonbursty", "icl_only", "iwl", "ciwl", "flip"]
-SEQUENCE_KINDS: tuple[str, ...] = ("bursty", "nonbursty", "icl_only", "iwl", "ciwl", "flip")
-
-
-class DataError(ConfigError):
-    """Bad data file or data/sequence specification, raised with one string ``"param: reason"``: a
-    :class:`~toymodels.errors.ConfigError` for ``param`` (command lines print ``error: --param: reason``)."""
-
-    def __init__(self, text: str):
-        param, sep, message = text.partition(": ")
-        super().__init__(param if sep else "data", message if sep else text)
-
-
-# ----------------------------------------------------------------------------------------------
-# Files
-# ----------------------------------------------------------------------------------------------
-
-
-def synthetic_exemplars(
-    n_classes: int,
-    n_exemplars: int,
-    dim: int,
-    noise: float,
-    seed: int,
-    offset: float = 0.0,
-    variants: int = 1,
-    variant_scale: float = 1.0,
-) -> Float[np.ndarray, "classes exemplars dim"]:
-    """Synthetic exemplars ``x_{c,e} = (μ_c + ε ξ_{c,e}) / sqrt(1 + ε²) + offset``, float32, seeded.
-
-    ``ξ`` are i.i.d. standard normal. With ``variants`` = 1 the class prototypes ``μ_c = δ_c`` are
-    i.i.d. standard normal. With ``variants`` = V > 1 the classes come in groups of V consecutive
-    classes that share a base prototype, like the study's 12800 Omniglot classes (1600 characters
-    × 8 rotations and flips): ``μ_c = (β_{⌊c/V⌋} + ρ δ_c) / sqrt(1 + ρ²)`` with base prototypes
-    ``β`` i.i.d. standard normal and ``ρ`` = ``variant_scale``, so every prototype is still
-    standard normal and two classes of one group have prototype correlation ``1 / (1 + ρ²)``.
-    The draws are ``δ`` (classes × 1 × dim), then ``ξ``, then ``β`` (numpy PCG64 from ``seed``),
-    so ``ξ`` and ``δ`` do not depend on ``variants``.
-    """
-    check_synthetic(n_classes, n_exemplars, dim, noise, seed, offset, variants, variant_scale)
-    rng = np.random.default_rng(seed)
-    proto = rng.standard_normal((n_classes, 1, dim), dtype=np.float32)
-    xi = rng.standard_normal((n_classes, n_exemplars, dim), dtype=np.float32)
-    if variants > 1:
-        base = rng.standard_normal((-(-n_classes // variants), 1, dim), dtype=np.float32)
-        group = np.arange(n_classes) // variants
-        rho = np.float32(variant_scale)
-        proto = (base[group] + rho * proto) / np.float32(math.sqrt(1.0 + variant_scale**2))
-    x = (proto + np.float32(noise) * xi) / np.float32(math.sqrt(1.0 + noise**2))
-    return (x + np.float32(offset)).astype(np.float32)
-
-
-def write_exemplar_file(
-    path: str | os.PathLike,
-    features: Float[np.ndarray, "classes exemplars dim"],
-    dataset: str = DEFAULT_DATASET,
-    attrs: dict | None = None,
-) -> None:
-    """Write ``features`` to ``path`` at ``dataset`` atomically (temp file then rename)."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-
-    def write(tmp: str) -> None:
-        with h5py.File(tmp, "w") as f:
-            d = f.create_dataset(dataset, data=features)
-            for k, v in (attrs or {}).items():
-                d.attrs[k] = v
-
-    atomic_write(path, write, suffix=".h5")
-
-
-def check_synthetic(
-    n_classes: int, n_exemplars: int, dim: int, noise: float, seed: int, offset: float = 0.0,
-    variants: int = 1, variant_scale: float = 1.0,
-) -> None:
-    """:class:`DataError` naming the first bad argument of :func:`synthetic_exemplars` (which calls it)."""
-    sizes = {"n_classes": n_classes, "n_exemplars": n_exemplars, "dim": dim, "variants": variants}
-    for name, value in sizes.items():
-        if int(value) < 1:
-            raise DataError(f"{name}: must be >= 1, got {value}")
-    if seed < 0:
-        raise DataError(f"seed: must be >= 0, got {seed}")
-    if not (math.isfinite(noise) and noise >= 0):
-        raise DataError(f"noise: must be finite and >= 0, got {noise}")
-    if not math.isfinite(offset):
-        raise DataError(f"offset: must be finite, got {offset}")
-    if not (math.isfinite(variant_scale) and variant_scale >= 0):
-        raise DataError(f"variant_scale: must be finite and >= 0, got {variant_scale}")
-
-
-def synthetic_bytes(n_classes: int, n_exemplars: int, dim: int) -> int:
-    """Peak bytes of :func:`synthetic_exemplars` (three float32 arrays of the output's size)."""
-    return 3 * 4 * n_classes * n_exemplars * dim
-
-
-@contextlib.contextmanager
-def _exemplar_dataset(path: str | os.PathLike, dataset: str) -> Iterator[h5py.Dataset]:
-    """The checked exemplar dataset of a file (3-d, floating point, nothing empty), left unread."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise DataError(f"data_path: no such file {path!r}")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise DataError(f"data_path: {path!r} is not a readable HDF5 file ({e})") from None
-    with f:
-        try:
-            d = f[dataset] if dataset in f else None
-        except (KeyError, ValueError, TypeError, OSError):
-            d = None
-        if not isinstance(d, h5py.Dataset):
-            raise DataError(f"data_dataset: {path!r} has no dataset {dataset!r}")
-        if d.ndim != 3 or 0 in d.shape:
-            raise DataError(
-                f"data_dataset: {dataset!r} must be classes x exemplars x dim, got shape {d.shape}"
-            )
-        if not np.issubdtype(d.dtype, np.floating):
-            raise DataError(f"data_dataset: {dataset!r} must be floating point, got {d.dtype}")
-        yield d
-
-
-def exemplar_file_shape(path: str | os.PathLike, dataset: str = DEFAULT_DATASET) -> tuple[int, int, int]:
-    """``(classes, exemplars, dim)`` of a file's exemplar dataset, checked (as it is loaded) but unread."""
-    with _exemplar_dataset(path, dataset) as d:
-        return tuple(int(n) for n in d.shape)
-
-
-def load_exemplars(
-    path: str | os.PathLike,
-    dataset: str = DEFAULT_DATASET,
-    n_classes: int | None = None,
-    n_exemplars: int | None = None,
-) -> Float[np.ndarray, "classes exemplars dim"]:
-    """Load and validate the first ``n_classes`` × ``n_exemplars`` exemplars of a file (refused up
-    front if they would not fit in this machine's memory)."""
-    with _exemplar_dataset(path, dataset) as d:
-        c, e, dim = d.shape
-        n_classes = c if n_classes is None else n_classes
-        n_exemplars = e if n_exemplars is None else n_exemplars
-        if not 1 <= n_classes <= c:
-            raise DataError(f"n_classes: {n_classes} requested but the file has {c} classes")
-        if not 1 <= n_exemplars <= e:
-            raise DataError(f"n_exemplars: {n_exemplars} requested but the file has {e} exemplars")
-        require_memory("n_classes", 2 * 4 * n_classes * n_exemplars * dim)
-        try:
-            x = np.asarray(d[:n_classes, :n_exemplars], dtype=np.float32)
-        except OSError as err:
-            raise DataError(f"data_path: cannot read {dataset!r} of {os.fspath(path)!r} ({err})") from None
-    if not np.all(np.isfinite(x)):
-        raise DataError(f"data_dataset: {dataset!r} contains non-finite values")
-    return x
-
-
-# ----------------------------------------------------------------------------------------------
-# Sequences
-# ----------------------------------------------------------------------------------------------
+SequenceKind = Literal["bursty", "nonbursty", "icl_only", "iwl", "ciwl", "flip", "relabel"]
+SEQUENCE_KINDS: tuple[str, ...] = ("bursty", "nonbursty", "icl_only", "iwl", "ciwl", "flip", "relabel")
 
 
 class Sequences(NamedTuple):
@@ -238,7 +78,9 @@ class SequenceSpec:
     """Static description of a sequence distribution.
 
     ``n_classes`` classes ``[class_offset, class_offset + n_classes)`` are sampled with
-    probabilities :math:`p_c \\propto (c+1)^{-\\alpha}` (``zipf_alpha``; 0 = uniform).
+    probabilities :math:`p_c \\propto (c+1)^{-\\alpha}` (``zipf_alpha``; 0 = uniform), exemplars
+    uniformly from ``[exemplar_offset, exemplar_offset + n_exemplars)``. ``label_pairs``: the
+    ordered label pairs of ``relabel`` sequences (labels in ``[0, label_set)``).
     """
 
     kind: str = "bursty"
@@ -251,6 +93,8 @@ class SequenceSpec:
     zipf_alpha: float = 0.0
     label_set: int = 2
     matched: bool = False
+    exemplar_offset: int = 0
+    label_pairs: tuple[tuple[int, int], ...] = ()  # ordered (role 0, role 1) labels of ``relabel``
 
     @property
     def n_roles(self) -> int:
@@ -276,6 +120,21 @@ class SequenceSpec:
             raise DataError(
                 f"label_set: {self.label_set} labels cannot label {self.n_roles} context roles"
             )
+        if self.kind == "relabel":
+            if self.n_roles != 2:
+                raise DataError(
+                    f"context_pairs: relabel sequences hold the query's class and one distractor, so "
+                    f"context_pairs must be 2 x burstiness = {2 * self.burstiness}, got {self.context_pairs}"
+                )
+            if not self.label_pairs:
+                raise DataError("label_pairs: relabel sequences need at least one label pair")
+            for pair in self.label_pairs:
+                if len(pair) != 2 or pair[0] == pair[1] or not all(0 <= a < self.label_set for a in pair):
+                    raise DataError(
+                        f"label_pairs: {pair} is not two distinct labels in [0, {self.label_set})"
+                    )
+        if self.exemplar_offset < 0:
+            raise DataError(f"exemplar_offset: must be >= 0, got {self.exemplar_offset}")
         if not 0.0 <= self.p_bursty <= 1.0:
             raise DataError(f"p_bursty: must be in [0, 1], got {self.p_bursty}")
         if not self.zipf_alpha >= 0.0:
@@ -312,7 +171,7 @@ class _Words:
 
 def _words_needed(spec: SequenceSpec) -> int:
     k = spec.context_pairs
-    return (k + 1) + k + spec.label_set + (k + 1) + 1 + k
+    return (k + 1) + k + spec.label_set + (k + 1) + 1 + k + (spec.kind == "relabel")
 
 
 def _class_draw(spec: SequenceSpec):
@@ -399,9 +258,13 @@ def _sample_one(words: Int[Array, " w"], spec: SequenceSpec, draw) -> Sequences:
         elif spec.kind == "flip":
             role_labels = role_labels.at[0].set(roles[1]).at[1].set(roles[0])
             target = roles[1]
+        elif spec.kind == "relabel":
+            pairs = jnp.asarray(spec.label_pairs, jnp.int32)  # (P, 2), a constant of the compiled code
+            role_labels = pairs[w.randint(1, len(spec.label_pairs))[0]]
+            target = role_labels[0]
         ctx_labels = role_labels[role_of_slot]
 
-    exemplars = w.randint(k + 1, spec.n_exemplars)
+    exemplars = w.randint(k + 1, spec.n_exemplars) + spec.exemplar_offset
     classes = jnp.concatenate([ctx_classes, q[None]]).astype(jnp.int32)
     labels = ctx_labels.astype(jnp.int32)
     target = target.astype(jnp.int32)
@@ -420,8 +283,33 @@ def _sample_one(words: Int[Array, " w"], spec: SequenceSpec, draw) -> Sequences:
         labels = nb_classes
 
     offset = spec.class_offset
-    label_offset = 0 if spec.kind == "icl_only" else offset
+    label_offset = 0 if spec.kind in ("icl_only", "relabel") else offset
     return Sequences(classes + offset, exemplars, labels + label_offset, target + label_offset)
+
+
+def label_pair_split(
+    n_labels: int, n_holdout: int, seed: int
+) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]:
+    """The ordered label pairs of ``n_labels`` labels, split into training and held-out pairs.
+
+    The ``L(L−1)/2`` unordered pairs ``{a, b}`` (``a < b``) are put in a random order (numpy PCG64
+    from ``seed``); the first ``n_holdout`` are held out, the rest are for training, and each
+    unordered pair contributes both orders ``(a, b)`` and ``(b, a)``: ``L(L−1) − 2 n_holdout``
+    training and ``2 n_holdout`` held-out ordered pairs, each list sorted. Splitting unordered
+    pairs is the original code's ``fs_relabel_split``: a held-out pair is never seen in training in
+    either order. (L = 5, 2 held out: 16 training pairs, 4 held out.)
+    """
+    unordered = [(a, b) for a in range(n_labels) for b in range(a + 1, n_labels)]
+    if not 0 <= n_holdout <= len(unordered):
+        raise DataError(
+            f"n_holdout: {n_labels} labels have {len(unordered)} pairs, cannot hold out {n_holdout}"
+        )
+    order = np.random.default_rng(seed).permutation(len(unordered))
+
+    def both_orders(idx) -> tuple[tuple[int, int], ...]:
+        return tuple(sorted(p for i in idx for p in (unordered[i], unordered[i][::-1])))
+
+    return both_orders(order[n_holdout:]), both_orders(order[:n_holdout])
 
 
 def sample_sequences(key: PRNGKeyArray, spec: SequenceSpec, batch: int) -> Sequences:

@@ -11,17 +11,24 @@ Evaluators (science.md §3, Fig. 5.1a), named as in the original study's logs:
 ``flip_icl``        Flip: the two context classes carry each other's trained labels; target =
                     the in-context label, so 1 = pure ICL and 0 = CIWL
 ``pure_iwl``        IWL: query class absent, all context classes distinct
+``heldout_pairs``   induction-head study (``relabel`` sequences, thesis ch. 4): the training
+                    classes and exemplars labelled with the held-out label pairs
+``heldout_exemplars``  the same with the training label pairs, on the held-out exemplars
+                    ``[n_exemplars, n_exemplars + n_holdout_exemplars)`` of the training classes
+``heldout_classes``  the same on the ``n_holdout_classes`` held-out classes
 ==================  ========================================================================
 
-Each set has ``n_eval`` sequences drawn once from ``eval_seed`` (folded with the evaluator's
-index in :data:`EVALUATORS`, so a set does not depend on which others are enabled).
+Each set has ``n_eval`` sequences drawn once from ``eval_seed`` folded with the evaluator's key
+index (:func:`set_key_index`), so a set does not depend on which others are enabled.
 
 Per-sequence metrics, for logits :math:`z` over all labels and target :math:`y`:
 ``loss`` :math:`= -\\log \\mathrm{softmax}(z)_y`; ``acc`` :math:`= [\\arg\\max z = y]`;
 ``in_context_acc`` :math:`= [\\arg\\max_{l \\in \\text{context labels}} z_l = y]` (chance 1/2 with
 two context labels; 0 when ``y`` is not in the context); ``prob`` :math:`= \\mathrm{softmax}(z)_y`.
 
-Probes (on ``n_probe`` sequences of training classes, for every layer and head):
+Probes (on ``n_probe`` sequences of training classes, for every layer and head; for a relabelled
+run — labels re-assigned per sequence — both probe sets are relabel sequences with training pairs,
+because its model has no label per class; the "Flip" set is then an independent second sample):
 ``induction_strength`` — attention from the query token to the label tokens whose exemplar has the
 query's class, minus attention to the other label tokens (means over tokens; with 2 context pairs
 exactly "correct minus incorrect"), on bursty sequences; ``induction_strength_flip`` — the same on
@@ -55,12 +62,20 @@ def evaluator_spec(cfg: TrainConfig, name: str) -> SequenceSpec:
     """The sequence distribution of evaluator ``name`` (see :data:`~transformer.config.EVALUATORS`).
 
     ``icl`` re-assigns one label per context role, on the holdout classes when
-    ``n_holdout_classes > 0``.
+    ``n_holdout_classes > 0``. The ``heldout_*`` sets are ``relabel`` sequences with the held-out
+    label pairs, the held-out exemplars (offset ``n_exemplars``) or the held-out classes (offset
+    ``n_classes``), everything else as in training.
     """
     kind = EVALUATORS[name]
     if kind == "train":
         return cfg.sequence_spec()
     spec = cfg.sequence_spec(kind)
+    if name == "heldout_pairs":
+        return dataclasses.replace(spec, label_pairs=cfg.label_pairs("heldout"))
+    if name == "heldout_exemplars":
+        return dataclasses.replace(spec, n_exemplars=cfg.n_holdout_exemplars, exemplar_offset=cfg.n_exemplars)
+    if name == "heldout_classes":
+        return dataclasses.replace(spec, n_classes=cfg.n_holdout_classes, class_offset=cfg.n_classes)
     if kind == "icl_only":
         spec = dataclasses.replace(spec, label_set=spec.n_roles)
         if cfg.n_holdout_classes > 0:
@@ -78,9 +93,9 @@ def evaluator_sets(cfg: TrainConfig) -> dict[str, Sequences]:
 @functools.lru_cache(maxsize=16)
 def _sets_sampler(cfg: TrainConfig):
     specs = {}
-    for i, name in enumerate(EVALUATORS):
+    for name in EVALUATORS:
         if name in cfg.evaluators:
-            specs[name] = (i, evaluator_spec(cfg, name))
+            specs[name] = (set_key_index(name), evaluator_spec(cfg, name))
             specs[name][1].validate()
 
     @jax.jit
@@ -94,7 +109,19 @@ def _sets_sampler(cfg: TrainConfig):
 
 
 PROBE_SETS: dict[str, str] = {"bursty": "bursty", "flip": "flip"}
-"""Probe set name → sequence kind (training classes, ``n_probe`` sequences each)."""
+"""Probe set name → sequence kind (training classes, ``n_probe`` sequences each; ``relabel`` for
+both in a relabelled run)."""
+_FIRST_EVALUATORS = 5
+"""The evaluators that existed before the probe sets' keys were fixed: evaluator ``i`` < 5 of
+:data:`EVALUATORS` draws from ``fold_in(key, i)``, probe set ``j`` from ``fold_in(key, 5 + j)``
+and later evaluators from ``fold_in(key, i + len(PROBE_SETS))``, so adding an evaluator changes
+no earlier set."""
+
+
+def set_key_index(name: str) -> int:
+    """The number folded into the ``eval_seed`` key to draw evaluator ``name``'s set."""
+    i = tuple(EVALUATORS).index(name)
+    return i if i < _FIRST_EVALUATORS else i + len(PROBE_SETS)
 
 
 def probe_sets(cfg: TrainConfig) -> dict[str, Sequences]:
@@ -102,8 +129,8 @@ def probe_sets(cfg: TrainConfig) -> dict[str, Sequences]:
     sample = jax.jit(sample_sequences, static_argnums=(1, 2))
     out = {}
     for i, (name, kind) in enumerate(PROBE_SETS.items()):
-        key = jax.random.fold_in(jax.random.PRNGKey(cfg.eval_seed), len(EVALUATORS) + i)
-        out[name] = sample(key, cfg.sequence_spec(kind), cfg.n_probe)
+        key = jax.random.fold_in(jax.random.PRNGKey(cfg.eval_seed), _FIRST_EVALUATORS + i)
+        out[name] = sample(key, cfg.sequence_spec("relabel" if cfg.relabelled else kind), cfg.n_probe)
     return out
 
 
@@ -210,6 +237,9 @@ def summary(metrics: dict[str, dict[str, Array]]) -> dict[str, float]:
         ("iwl_copy_avail", "ciwl", "in_context_acc"),
         ("pure_iwl", "iwl", "acc"),
         ("train_eval", "train", "acc"),
+        ("heldout_pairs", "pairs", "acc"),
+        ("heldout_exemplars", "exemplars", "acc"),
+        ("heldout_classes", "classes", "acc"),
     ):
         if name in metrics:
             out[short] = float(jnp.mean(metrics[name][metric]))
@@ -224,5 +254,6 @@ __all__ = [
     "PROBE_SETS",
     "probe_sets",
     "sequence_metrics",
+    "set_key_index",
     "summary",
 ]

@@ -52,11 +52,20 @@ def _acc(model, exemplars, seqs, edits) -> float:
 
 
 def ablations(runs: str, out: str) -> None:
-    from figures import Missing, write_md  # the figure script's helpers (same directory)
+    """The figure script's entry: the interventions on ``RUNS/bursty``."""
+    from figures import Missing
 
     run = os.path.join(runs, "bursty")
     if not os.path.isdir(run):
         raise Missing("bursty: no run")
+    ablations_of(run, out)
+
+
+def ablations_of(run: str, out: str, name: str = "ablations", deltas: np.ndarray = DELTAS) -> None:
+    """Evaluate the interventions on the last checkpoint of ``run``; write ``OUT/NAME.md`` and
+    ``OUT/NAME_fig5_3c.png`` (``fig5_3c.png`` for the default name)."""
+    from figures import write_md  # the figure script's helpers (same directory)
+
     cfg, model = load_checkpoint(run, "run")
     depth, n_heads = cfg.depth, cfg.n_heads
     exemplars = jnp.asarray(load_data(cfg))
@@ -85,7 +94,7 @@ def ablations(runs: str, out: str) -> None:
     slot = np.asarray(jnp.argmax(ciwl.labels == ciwl.target[:, None], axis=-1))
     groups = {i: jax.tree_util.tree_map(lambda a, i=i: a[slot == i], ciwl) for i in range(k)}
     last = depth - 1
-    curves = np.zeros((n_heads, DELTAS.size))
+    curves = np.zeros((n_heads, deltas.size))
     for h in range(n_heads):
         base = _edits(
             [
@@ -98,7 +107,7 @@ def ablations(runs: str, out: str) -> None:
             depth,
             n_heads,
         )
-        for j, delta in enumerate(DELTAS):
+        for j, delta in enumerate(deltas):
             correct = 0.0
             for i, seqs in groups.items():
                 row = np.zeros(n_tokens)
@@ -120,14 +129,15 @@ def ablations(runs: str, out: str) -> None:
     fig, ax = plt.subplots(figsize=(5.2, 4.2), layout="constrained")
     cmap = plt.get_cmap("Dark2")
     for h in range(n_heads):
-        ax.plot(DELTAS, curves[h], marker=".", color=cmap(h % 8), label=f"head {h}")
+        ax.plot(deltas, curves[h], marker=".", color=cmap(h % 8), label=f"head {h}")
     ax.axhline(0.5, color="k", ls="--", lw=0.7)
     ax.axvline(0.0, color="k", ls="--", lw=0.7)
     ax.set_xlabel("attention delta, correct − incorrect label")
     ax.set_ylabel("single-head CIWL in-context accuracy")
     ax.set_title("Fig. 5.3c: one Layer-2 head, attention clamped", fontsize=10)
     ax.legend(fontsize=7, ncol=2, title="Layer-2 head", title_fontsize=8)
-    fig.savefig(os.path.join(out, "fig5_3c.png"), dpi=120)
+    figure = "fig5_3c.png" if name == "ablations" else f"{name}_fig5_3c.png"
+    fig.savefig(os.path.join(out, figure), dpi=120)
     plt.close(fig)
 
     slope = curves[:, -1] - curves[:, 0]
@@ -137,16 +147,42 @@ def ablations(runs: str, out: str) -> None:
         (
             "Fig. 5.3c / P2b: a single Layer-2 head copies the label it attends to — CIWL accuracy runs "
             "from ≈ 0 at δ = −1 through 0.5 at δ = 0 to ≈ 1 at δ = +1",
-            f"head {best}: {curves[best, 0]:.2f} at δ = −1, {curves[best, DELTAS.size // 2]:.2f} at δ = 0, "
+            f"head {best}: {curves[best, 0]:.2f} at δ = −1, {curves[best, deltas.size // 2]:.2f} at δ = 0, "
             f"{curves[best, -1]:.2f} at δ = +1; range (δ = +1 minus δ = −1) per head: "
             + ", ".join(f"{h}: {s:+.2f}" for h, s in enumerate(slope)),
         )
     )
     write_md(
         out,
-        "ablations",
+        name,
         "§5.4 end-of-training ablations and Fig. 5.3c (CIWL sequences, in-context accuracy)",
-        f"Last checkpoint of `bursty` ({cfg.n_sequences:.2g} sequences, cpu-quick); the CIWL evaluator's "
+        f"Last checkpoint of `{os.path.basename(os.path.normpath(run))}` ({cfg.n_sequences:.2g} sequences); "
+        "the CIWL evaluator's "
         f"{ciwl.target.shape[0]} sequences. The study's numbers are from its 2e7-sequence run.",
         rows,
     )
+
+
+def main(argv=None) -> int:
+    import argparse
+    import sys
+
+    p = argparse.ArgumentParser(description="The end-of-training interventions on any run's last checkpoint.")
+    p.add_argument("run")
+    p.add_argument("--out", required=True, help="directory for NAME.md and NAME_fig5_3c.png")
+    p.add_argument("--name", default="ablations")
+    p.add_argument("--deltas", type=int, default=DELTAS.size, help="number of attention deltas in [-1, 1]")
+    args = p.parse_args(argv)
+    if args.deltas < 2:
+        print("error: --deltas: must be >= 2", file=sys.stderr)
+        return 2
+    ablations_of(args.run, args.out, args.name, np.linspace(-1.0, 1.0, args.deltas))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+    raise SystemExit(main())

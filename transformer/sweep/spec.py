@@ -44,8 +44,9 @@ from typing import Any
 
 from toymodels.errors import ConfigError
 
-from ..config import PRESETS, TrainConfig, preset_config
+from ..config import TrainConfig
 from ..opto.catalogue import parse_opto
+from ..presets import PRESETS, preset_config
 
 SPEC_KEYS = ("preset", "seeds", "grid", "opto")
 DEPENDENCY_FIELDS = ("init_from", "graft_from")
