@@ -310,7 +310,8 @@ def _run(cfg, out, model, opt_state, exemplars, sets, probes, frozen, optimizer,
                         model, opt_state, exemplars, jnp.asarray(steps_done, jnp.int32), m
                     )
                     losses = np.asarray(losses)
-                    interval.append(losses.reshape(m, -1))
+                    if on_eval is not None:
+                        interval.append(losses.reshape(m, -1))
                     penalties = losses[:, 1] if losses.ndim == 2 else None
                     append_train_loss(log_path, losses.reshape(m, -1)[:, 0], steps_done, cfg.batch_size,
                                       penalties)

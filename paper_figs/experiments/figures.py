@@ -89,6 +89,21 @@ def acc_axis(ax, title: str) -> None:
     ax.grid(alpha=0.3)
 
 
+def loss_axis(ax, title: str, xlabel: str = "sequences seen") -> None:
+    """ICL-evaluator loss panel: the log 2 plateau dotted, sequences on a symlog axis."""
+    ax.axhline(LOG2, color="k", ls=":", lw=0.8, label="log 2")
+    ax.set_xscale("symlog", linthresh=1e4)
+    ax.set_xlim(left=0)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("ICL evaluator loss")
+    ax.set_title(title, fontsize=10)
+
+
+def learning_time(c: dict[str, np.ndarray]) -> float:
+    """Sequences until the ICL evaluator's loss falls below 0.4·log 2 (``nan`` if never)."""
+    return first_crossing(c["eval_iter"], c["icl/loss"], 0.4 * LOG2, below=True)
+
+
 def write_md(
     out: str, name: str, title: str, header: str, rows: list[tuple[str, str]], notes: str = ""
 ) -> None:
@@ -169,16 +184,11 @@ def fig5_8a(runs: str, out: str) -> None:
         ax.plot(c["eval_iter"], c["icl/loss"], color=colour, label=name)
         bx.plot(c["eval_iter"], c[ICL], color=colour, label=name)
         stats[name] = (
-            first_crossing(c["eval_iter"], c["icl/loss"], 0.4 * LOG2, below=True),
+            learning_time(c),
             float(c["icl/loss"][-1]),
             float(c[ICL][-1]),
         )
-    ax.axhline(LOG2, color="k", ls=":", lw=0.8, label="log 2")
-    ax.set_xscale("symlog", linthresh=1e4)
-    ax.set_xlim(left=0)
-    ax.set_xlabel("sequences seen")
-    ax.set_ylabel("ICL evaluator loss")
-    ax.set_title("ICL-only training", fontsize=10)
+    loss_axis(ax, "ICL-only training")
     ax.legend(fontsize=8)
     acc_axis(bx, "ICL in-context accuracy")
     fig.savefig(os.path.join(out, "fig5_8a.png"), dpi=120)
@@ -247,14 +257,8 @@ def fig5_8b(runs: str, out: str) -> None:
     for i, (seen, name, c) in enumerate(members):
         colour = cmap(i / max(len(members) - 1, 1))
         bx.plot(c["eval_iter"], c["icl/loss"], color=colour, label=f"from {seen:.2g}")
-        t = first_crossing(c["eval_iter"], c["icl/loss"], 0.4 * LOG2, below=True)
-        rows.append((seen, t, float(c[ICL][-1]), float(c["icl/loss"][-1])))
-    bx.axhline(LOG2, color="k", ls=":", lw=0.8)
-    bx.set_xscale("symlog", linthresh=1e4)
-    bx.set_xlim(left=0)
-    bx.set_xlabel("sequences of ICL-only training")
-    bx.set_ylabel("ICL evaluator loss")
-    bx.set_title("ICL-only, Layer 2 + unembedding grafted", fontsize=10)
+        rows.append((seen, learning_time(c), float(c[ICL][-1]), float(c["icl/loss"][-1])))
+    loss_axis(bx, "ICL-only, Layer 2 + unembedding grafted", "sequences of ICL-only training")
     bx.legend(fontsize=7)
     xs = [r[0] for r in rows]
     cx.plot(xs, [r[2] for r in rows], "o-", color="tab:blue")
