@@ -146,7 +146,7 @@ class FitResult:
         return {
             "a": self.params["dim_a"],
             "b": self.params["dim_bc"],
-            "c": self.params["dim_bc"],
+            "c": self.params.get("dim_c", self.params["dim_bc"]),
             "d": self.params["dim_d"],
         }
 
@@ -160,7 +160,7 @@ def _delta_method(
         sd = float(np.sqrt(cov[i, i])) if cov[i, i] >= 0 else np.nan
         if name.startswith("dim_"):
             out[name] = (phys[name] - 1.0) * sd
-        elif name in EPS_NAMES:
+        elif name in EPS_NAMES or name == "eps_c":
             c = EPS_UNIT * np.cosh(theta[i]) * (1.0 - phys[name] ** 2)  # dε/dθ
             out[name] = abs(c) * sd
         else:

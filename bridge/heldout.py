@@ -108,6 +108,7 @@ def heldout_cases(
             verdict = peak_and_fade(tau * np.arange(end + 1.0), dense)
             r = {v: float(np.sum(np.asarray(targets[v][i]) ** 2)) / n for v, n in zip("abcd", st.dims)}
             P0 = {v: float(np.dot(np.asarray(targets[v][i]), np.asarray(init[v][i]))) for v in "abcd"}
+            Q0 = {v: float(np.sum(np.asarray(init[v][i]) ** 2)) for v in "abcd"}
             truth = {
                 "setting": st.name,
                 "seed": int(s),
@@ -117,6 +118,8 @@ def heldout_cases(
                 "mu1_equivalent": st.mu1 / (r["a"] * r["b"] * r["c"]),
                 "alpha_equivalent": st.alpha / (r["b"] * r["c"]) ** 2,
                 "eps": {v: P0[v] / (r[v] * n) for v, n in zip("abcd", st.dims)},  # b, c: not one ε_bc
+                "r": r,  # R_x / n_x
+                "q0": {v: Q0[v] / (r[v] * n) for v, n in zip("abcd", st.dims)},  # Q_x(0)/R_x (the fit: 1)
                 "time_scale": tau,
                 "noise": noise,
                 "maps": maps,

@@ -70,6 +70,11 @@ def integer_neighbours(value: float) -> list[int]:
 def refine_integer(result: FitResult, seeds: Sequence[int] = (0, 1, 2, 3), max_dim: int = 4096) -> Refinement:
     """Rank integer dimensions × seeds with the full-vector model (see module docstring)."""
     p = result.params
+    require(
+        not result.spec.mentions("dim_c"),
+        "refine-integer",
+        "works with b and c of one dimension (dim_c is fitted or fixed separately here)",
+    )
     for name in ("dim_a", "dim_bc", "dim_d"):
         require(
             p[name] <= max_dim,

@@ -15,9 +15,14 @@ name          meaning                                                transform
 ``dim_d``     effective dimension of d (CIWL-only, Layer 1) ≥ 1       n = 1 + e^θ
 ``eps_x``     signed normalised initial overlap ε_x = P_x(0)/n_x,    ε = tanh(10⁻³ sinh θ)
               x ∈ {a, bc, d} (b and c share one); |ε| < 1
+``q0_x``      initial squared norm q_x(0) = Q_x(0)/n_x > 0,          q = e^θ
+              x ∈ {a, bc, d}; 1 (typical) and fixed by default
+``dim_c``,    c's own dimension, overlap and initial norm; each is    as its b counterpart
+``eps_c``,    *tied* to b's (``dim_bc``, ``eps_bc``, ``q0_bc``, which
+``q0_c``      are then b's alone) unless it is free or fixed
 ============  =====================================================  ======================
 
-A parameter that is not free keeps its value in ``fixed`` (defaults :data:`DEFAULTS`; σ = 1).
+A parameter that is not free keeps its value in ``fixed`` (defaults :data:`DEFAULTS`).
 
 Identifiability (docs/bridge.md). With p = P/n, q = Q/n, r = R/n the reduced flow of vector x is
 that of a dimension-free system slowed by 1/n_x, started at p_x(0) = ε_x, q_x(0) = σ² (r = 1 for the
@@ -50,7 +55,12 @@ from .logs import CURVE_NAMES
 from .toy import TOY_CURVES, ToyParams
 
 EPS_NAMES = ("eps_a", "eps_bc", "eps_d")
-TOY_PARAMETERS = ("span", "mu1", "mu2", "alpha", "dim_a", "dim_bc", "dim_d", *EPS_NAMES)
+Q0_NAMES = ("q0_a", "q0_bc", "q0_d")
+C_PARAMETERS = {"dim_c": "dim_bc", "eps_c": "eps_bc", "q0_c": "q0_bc"}
+"""c's own parameters and the b parameter each is tied to unless it is free or fixed."""
+TOY_PARAMETERS = (
+    "span", "mu1", "mu2", "alpha", "dim_a", "dim_bc", "dim_d", *EPS_NAMES, *Q0_NAMES, *C_PARAMETERS
+)  # fmt: skip
 DIM_A_REFERENCE = 20.0
 EPS_UNIT = 1e-3  # ε = tanh(EPS_UNIT · sinh θ): linear below |ε| ~ 1e-3, logarithmic above
 DEFAULTS: dict[str, float] = {
@@ -63,6 +73,10 @@ DEFAULTS: dict[str, float] = {
     "dim_d": 160.0,
     # the typical overlap z = 1 at n = 20: ε = z/√n
     **{name: 1.0 / np.sqrt(20.0) for name in EPS_NAMES},
+    **dict.fromkeys(Q0_NAMES, 1.0),
+    "dim_c": 20.0,
+    "eps_c": 1.0 / np.sqrt(20.0),
+    "q0_c": 1.0,
 }
 DEFAULT_FREE = ("span", "mu1", "alpha", "dim_bc", "dim_d", *EPS_NAMES)
 # toy curve matched to each transformer curve by default (science.md §2–3)
@@ -77,6 +91,11 @@ START_BOX: dict[str, tuple[float, float]] = {
     "dim_d": (1.5, 1e4),
     # |ε| log-uniform, random sign
     **{name: (1e-3, 0.5) for name in EPS_NAMES},
+    # Q(0)/R of a random init against a random target: a ratio of two χ²_n/n (n ≳ 10)
+    **dict.fromkeys(Q0_NAMES, (0.3, 3.0)),
+    "dim_c": (1.5, 1e4),
+    "eps_c": (1e-3, 0.5),
+    "q0_c": (0.3, 3.0),
 }
 
 
@@ -126,7 +145,7 @@ class FitSpec:
         for name, value in self.fixed:
             require(name in TOY_PARAMETERS, "fix", f"unknown parameter {name!r}")
             require(name not in self.free, "fix", f"{name!r} is both free and fixed")
-            if name in EPS_NAMES:
+            if name in EPS_NAMES or name == "eps_c":
                 require(
                     np.isfinite(value) and abs(value) < 1,
                     "fix",
@@ -135,7 +154,7 @@ class FitSpec:
                 continue
             lower = 1.0 if name.startswith("dim_") else 0.0
             require(
-                np.isfinite(value) and value >= lower,
+                np.isfinite(value) and value >= lower and (value > 0 or not name.startswith("q0_")),
                 "fix",
                 f"{name} must be a finite number >= {lower:g} (got {value})",
             )
@@ -164,11 +183,18 @@ class FitSpec:
             u = theta[..., i]
             if name.startswith("dim_"):
                 out[name] = 1.0 + jnp.exp(u)
-            elif name in EPS_NAMES:
+            elif name in EPS_NAMES or name == "eps_c":
                 out[name] = jnp.tanh(EPS_UNIT * jnp.sinh(u))
             else:
                 out[name] = jnp.exp(u)
+        for c, b in C_PARAMETERS.items():
+            if not self.mentions(c):
+                out[c] = out[b]
         return out
+
+    def mentions(self, name: str) -> bool:
+        """Whether ``name`` is free or fixed (c's parameters exist only then)."""
+        return name in self.free or name in dict(self.fixed)
 
     def unconstrained(self, values: Mapping[str, float]) -> np.ndarray:
         """Inverse of :meth:`physical` (NumPy) for the free parameters given by ``values``."""
@@ -178,7 +204,7 @@ class FitSpec:
             if name.startswith("dim_"):
                 require(v > 1, name, f"must be > 1 (got {v})")
                 theta.append(np.log(v - 1.0))
-            elif name in EPS_NAMES:
+            elif name in EPS_NAMES or name == "eps_c":
                 require(abs(v) < 1, name, f"must be in (-1, 1) (got {v})")
                 theta.append(np.arcsinh(np.arctanh(v) / EPS_UNIT))
             else:
@@ -187,18 +213,24 @@ class FitSpec:
         return np.asarray(theta, dtype=np.float64)
 
     def toy_params(self, phys: Mapping[str, Any]) -> ToyParams:
-        """:class:`bridge.toy.ToyParams` of physical values (b and c share ``dim_bc``; the overlap
-        z_x = ε_x √n_x, so that P_x(0) = ε_x n_x)."""
-        dims = jnp.stack([phys["dim_a"], phys["dim_bc"], phys["dim_bc"], phys["dim_d"]], axis=-1)
-        eps = jnp.stack([phys["eps_a"], phys["eps_bc"], phys["eps_bc"], phys["eps_d"]], axis=-1)
+        """:class:`bridge.toy.ToyParams` of physical values (c takes ``dim_c``, ``eps_c``, ``q0_c``,
+        which :meth:`physical` ties to b's unless named; per-vector init scale σ_x = √q_x(0) and overlap
+        z_x = ε_x √n_x / σ_x, so that P_x(0) = ε_x n_x and Q_x(0) = q_x(0) n_x)."""
+
+        def per_vector(prefix: str):
+            a, b, d = (phys[prefix + x] for x in ("a", "bc", "d"))
+            c = phys.get(prefix + "c", b)
+            return jnp.stack(jnp.broadcast_arrays(a, b, c, d), axis=-1)
+
+        dims, eps, sigma = per_vector("dim_"), per_vector("eps_"), jnp.sqrt(per_vector("q0_"))
         return ToyParams(
             span=phys["span"],
             mu1=phys["mu1"],
             mu2=phys["mu2"],
             alpha=phys["alpha"],
             dims=dims,
-            overlap=eps * jnp.sqrt(dims),
-            init_scale=jnp.ones_like(phys["span"]),
+            overlap=eps * jnp.sqrt(dims) / sigma,
+            init_scale=sigma,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -236,8 +268,10 @@ __all__ = [
     "DEFAULT_FREE",
     "DEFAULT_MATCH",
     "DIM_A_REFERENCE",
+    "C_PARAMETERS",
     "EPS_NAMES",
     "FitSpec",
+    "Q0_NAMES",
     "START_BOX",
     "TOY_PARAMETERS",
     "spec_for",

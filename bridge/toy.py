@@ -43,7 +43,7 @@ class ToyParams(eqx.Module):
         mu1, mu2, alpha: μ₁, μ₂, α ≥ 0.
         dims: effective dimensions (n_a, n_b, n_c, n_d) ≥ 1, shape (..., 4).
         overlap: initial overlaps z_x, shape (..., 4); P_x(0) = z_x σ √n_x.
-        init_scale: σ ≥ 0 (Q_x(0) = σ² n_x).
+        init_scale: σ > 0 (Q_x(0) = σ² n_x), one for every vector or one per vector (shape (..., 4)).
     """
 
     span: Float[Array, "*batch"]
@@ -52,7 +52,7 @@ class ToyParams(eqx.Module):
     alpha: Float[Array, "*batch"]
     dims: Float[Array, "*batch 4"]
     overlap: Float[Array, "*batch 4"]
-    init_scale: Float[Array, "*batch"]
+    init_scale: Float[Array, "*batch"] | Float[Array, "*batch 4"]
 
 
 @functools.lru_cache(maxsize=1)

@@ -158,6 +158,44 @@ def test_spec_transforms_roundtrip(spec):
         spec_for(CURVES, free=("span", "mu1"), fixed={"eps_a": 1.5})
 
 
+def test_initial_norms_q0_set_the_initial_state():
+    """q0_x = Q_x(0)/n_x per vector (b and c share q0_bc) with P_x(0) = ε_x n_x kept; the default
+    q0 = 1 is the typical statistics the fit has always used."""
+    import jax.numpy as jnp
+
+    from bridge.spec import Q0_NAMES
+    from bridge.toy import initial_state
+    from toymodels.precision import numerics
+
+    free = ("span", "mu1", "alpha", "dim_bc", "dim_d", "eps_a", "eps_bc", "eps_d", *Q0_NAMES)
+    values = dict(TRUTH, q0_a=1.7, q0_bc=0.6, q0_d=1.1)
+    q_spec = spec_for(CURVES, free=free)
+    with numerics("float64"):
+        state, params = initial_state(q_spec.toy_params(q_spec.physical(q_spec.unconstrained(values))))
+        n = np.asarray(params.dims)
+        np.testing.assert_allclose(np.asarray(state.Q) / n, [1.7, 0.6, 0.6, 1.1], rtol=1e-12)
+        eps = [TRUTH["eps_a"], TRUTH["eps_bc"], TRUTH["eps_bc"], TRUTH["eps_d"]]
+        np.testing.assert_allclose(np.asarray(state.P) / n, eps, rtol=1e-12)
+        default = dict(TRUTH, dim_a=20.0, mu2=0.0, q0_a=1.0, q0_bc=1.0, q0_d=1.0)
+        plain = spec_for(CURVES).toy_params({k: jnp.asarray(v) for k, v in default.items()})
+        typical, _ = initial_state(plain)
+        np.testing.assert_allclose(np.asarray(typical.Q), np.asarray(params.dims), rtol=1e-12)
+    with pytest.raises(ConfigError, match="q0_bc must be"):
+        spec_for(CURVES, fixed={"q0_bc": 0.0})
+    # c's own parameters: tied to b's unless named (free or fixed)
+    split = spec_for(CURVES, free=(*free, "dim_c", "eps_c"), fixed={"q0_c": 2.5})
+    values = dict(values, dim_c=40.0, eps_c=-0.3)
+    with numerics("float64"):
+        phys = split.physical(split.unconstrained(values))
+        state, params = initial_state(split.toy_params(phys))
+        n = np.asarray(params.dims)
+        np.testing.assert_allclose(n, [20.0, 18.0, 40.0, 120.0], rtol=1e-12)
+        np.testing.assert_allclose(np.asarray(state.P) / n, [-0.2, 0.2, -0.3, 0.1], rtol=1e-12)
+        np.testing.assert_allclose(np.asarray(state.Q) / n, [1.7, 0.6, 2.5, 1.1], rtol=1e-12)
+        tied = q_spec.physical(q_spec.unconstrained(values))
+        assert float(tied["dim_c"]) == float(tied["dim_bc"]) and float(tied["eps_c"]) == float(tied["eps_bc"])
+
+
 def test_projection_and_robust_transform():
     import jax.numpy as jnp
 

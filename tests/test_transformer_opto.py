@@ -196,37 +196,57 @@ def _layer_norm(x, ln):
     return (x - mu) / np.sqrt(((x - mu) ** 2).mean(-1, keepdims=True) + ln.eps) * w + b
 
 
-def _numpy_forward(model, x, labels, patterns=None, zero_embeddings=False):
-    """One sequence in float64 with loops; ``patterns[L]`` (heads, T, T) replaces layer L's."""
-    f64 = lambda a: np.asarray(a, np.float64)  # noqa: E731
+def _f64(a):
+    return np.asarray(a, np.float64)
+
+
+def _numpy_embed(model, x, labels, zero_embeddings=False):
+    """The embedded tokens e of one sequence (learned positions included), float64."""
     k = len(labels)
-    ex = f64(x) @ f64(model.embed_x.weight).T + f64(model.embed_x.bias)
-    lab = f64(model.embed_label.weight)[labels]
+    ex = _f64(x) @ _f64(model.embed_x.weight).T + _f64(model.embed_x.bias)
+    lab = _f64(model.embed_label.weight)[labels]
     if zero_embeddings:
         ex, lab = 0 * ex, 0 * lab
     tokens = [ex[i // 2] if i % 2 == 0 else lab[i // 2] for i in range(2 * k)] + [ex[k]]
-    h = np.stack(tokens) + f64(model.pos[: 2 * k + 1])
+    return np.stack(tokens) + _f64(model.pos[: 2 * k + 1])
+
+
+def _numpy_attention(block, h, h_qk=None, patterns=None):
+    """What one attention layer adds to ``h`` and its patterns, with loops; queries and keys are
+    read from ``h_qk`` when given (values always from ``h``), ``patterns`` replace the layer's."""
+    a = block.attn
+    y = _layer_norm(h, block.ln_attn)
+    y_qk = y if h_qk is None else _layer_norm(h_qk, block.ln_attn)
+    wq, wk, wv, wo = _f64(a.wq), _f64(a.wk), _f64(a.wv), _f64(a.wo)
+    heads, dh, _ = wq.shape
+    out = np.zeros_like(h)
+    pats = np.zeros((heads, len(h), len(h)))
+    for hd in range(heads):
+        q, kk, v = y_qk @ wq[hd].T, y_qk @ wk[hd].T, y @ wv[hd].T
+        for t in range(len(h)):
+            s = np.array([q[t] @ kk[j] for j in range(t + 1)]) / np.sqrt(dh)
+            p = np.exp(s - s.max())
+            pats[hd, t, : t + 1] = p / p.sum()
+        if patterns is not None:
+            pats[hd] = patterns[hd]
+        out += (pats[hd] @ v) @ wo[hd].T
+    return out, pats
+
+
+def _numpy_logits(model, h):
+    u, c = (_f64(a) for a in model.unembedding())
+    return _layer_norm(h[-1], model.ln_f) @ u.T + c
+
+
+def _numpy_forward(model, x, labels, patterns=None, zero_embeddings=False):
+    """One sequence in float64 with loops; ``patterns[L]`` (heads, T, T) replaces layer L's."""
+    h = _numpy_embed(model, x, labels, zero_embeddings)
     seen = []
     for layer, block in enumerate(model.blocks):
-        a = block.attn
-        y = _layer_norm(h, block.ln_attn)
-        wq, wk, wv, wo = f64(a.wq), f64(a.wk), f64(a.wv), f64(a.wo)
-        heads, dh, _ = wq.shape
-        out = np.zeros_like(h)
-        pats = np.zeros((heads, len(h), len(h)))
-        for hd in range(heads):
-            q, kk, v = y @ wq[hd].T, y @ wk[hd].T, y @ wv[hd].T
-            for t in range(len(h)):
-                s = np.array([q[t] @ kk[j] for j in range(t + 1)]) / np.sqrt(dh)
-                p = np.exp(s - s.max())
-                pats[hd, t, : t + 1] = p / p.sum()
-            if patterns is not None:
-                pats[hd] = patterns[layer][hd]
-            out += (pats[hd] @ v) @ wo[hd].T
+        out, pats = _numpy_attention(block, h, patterns=None if patterns is None else patterns[layer])
         seen.append(pats)
         h = h + out
-    u, c = (f64(a) for a in model.unembedding())
-    return _layer_norm(h[-1], model.ln_f) @ u.T + c, seen
+    return _numpy_logits(model, h), seen
 
 
 def test_preserve_patterns_equals_a_two_pass_numpy_reference(setup):
@@ -241,6 +261,55 @@ def test_preserve_patterns_equals_a_two_pass_numpy_reference(setup):
     # without the preservation, zeroed embeddings change the patterns and the logits
     ablated, _ = _run(model, feats, ctx, (Intervention("ablate_embedding"),))
     assert not np.allclose(ablated, logits, atol=1e-3)
+
+
+def test_perfect_prev_token_input_equals_the_layer1_clamp_by_hand(setup):
+    """The original's "Layer 1 clamp": Layer 2 reads the embeddings e (Layer 1 bypassed), with
+    patterns computed from e_{t-1} at the context tokens (e_0 at token 0, the query its own)."""
+    _, _, model, seqs, feats, ctx = setup
+    logits, cache = _run(model, feats, ctx, (parse_opto("perfect_prev_token_input"),), cache="all")
+    for i in range(4):
+        x, labels = np.asarray(feats[i]), np.asarray(seqs.labels[i])
+        e = _numpy_embed(model, x, labels)
+        shifted = e.copy()
+        shifted[1:-1] = e[:-2]
+        out, pats = _numpy_attention(model.blocks[1], e, h_qk=shifted)
+        np.testing.assert_allclose(np.asarray(logits[i]), _numpy_logits(model, e + out), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(np.asarray(cache["blocks.1.attn.pattern"][i]), pats, atol=1e-5)
+    # Layer 1 still runs but nothing it writes reaches Layer 2: zeroing its heads changes nothing
+    both = (parse_opto("perfect_prev_token_input"), parse_opto("ablate_heads:layer=0,heads=0|1"))
+    np.testing.assert_allclose(np.asarray(_run(model, feats, ctx, both)[0]), np.asarray(logits), atol=2e-6)
+    # the unclamped model differs, and with a shift of 0 in the reference pass it is the plain
+    # bypass (scores computed from e itself)
+    assert not np.allclose(np.asarray(forward(model, feats, seqs.labels)), np.asarray(logits), atol=1e-3)
+    bypass = (Intervention("edits", edits=(Edit("resid_pre", "embedding", (1,), value=0.0),)),)
+    plain_bypass = np.asarray(_run(model, feats, ctx, bypass)[0])
+    for i in range(2):
+        e = _numpy_embed(model, np.asarray(feats[i]), np.asarray(seqs.labels[i]))
+        out, _ = _numpy_attention(model.blocks[1], e)
+        np.testing.assert_allclose(plain_bypass[i], _numpy_logits(model, e + out), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (dict(point="attn.q", op="embedding"), "embedding edits the residual stream"),
+        (dict(point="resid_pre", op="embedding", value=0.5), "whole number"),
+        (dict(point="resid_pre", op="embedding", value=-1.0), "whole number"),
+        (dict(point="attn.pattern", op="reference", in_reference=True), "cannot be applied in it"),
+    ],
+)
+def test_bad_embedding_and_reference_pass_edits(edit, match):
+    with pytest.raises(ConfigError, match=match):
+        Edit(**edit)
+
+
+def test_reference_pass_edits_need_a_reader_and_layer_1_clamp_needs_a_layer_above_0():
+    lone = Edit("resid_pre", "embedding", (1,), value=1.0, in_reference=True)
+    with pytest.raises(ConfigError, match="need an edit that reads it"):
+        expand_all((Intervention("edits", edits=(lone,)),), 2, 2)
+    with pytest.raises(ConfigError, match="layer must be >= 1"):
+        _tiny(opto=(parse_opto("perfect_prev_token_input:layer=0"),))
 
 
 def test_perfect_copy_logits_are_the_heads_scores(setup):
@@ -304,7 +373,10 @@ def _train(cfg, exemplars, steps=6):
 
 @pytest.mark.parametrize(
     "text",
-    ["prev_token_heads:layer=0,heads=0,strength=0", "head_temperature:layer=1,heads=0|1,temperature=1"],
+    [
+        "prev_token_heads:layer=0,heads=0,strength=0",
+        "head_temperature:layer=1,heads=0|1,temperature=1",
+    ],
 )
 def test_identity_interventions_leave_training_bitwise_unchanged(setup, text):
     cfg, exemplars, *_ = setup
@@ -314,6 +386,21 @@ def test_identity_interventions_leave_training_bitwise_unchanged(setup, text):
     assert np.array_equal(plain[2], clamped[2])
     for a, b in zip(jax.tree_util.tree_leaves(plain[0]), jax.tree_util.tree_leaves(clamped[0])):
         assert np.array_equal(a, b)
+
+
+def test_embedding_shift_0_at_the_first_block_is_the_identity(setup):
+    """The embedded tokens put back where they are: the forward pass is bitwise the plain one;
+    training agrees to float rounding (the gather's gradient is summed in another order)."""
+    cfg, exemplars, model, seqs, feats, ctx = setup
+    text = '[{"name": "edits", "edits": [{"point": "resid_pre", "op": "embedding", "layers": [0]}]}]'
+    opto = interventions_from_json(text)
+    logits, _ = _run(model, feats, ctx, opto)
+    assert np.array_equal(np.asarray(logits), np.asarray(forward(model, feats, seqs.labels)))
+    plain = _train(_tiny(lr=1e-2), exemplars)
+    edited = _train(_tiny(lr=1e-2, opto=opto), exemplars)
+    np.testing.assert_allclose(np.asarray(edited[2]), np.asarray(plain[2]), rtol=1e-6)
+    for a, b in zip(jax.tree_util.tree_leaves(plain[0]), jax.tree_util.tree_leaves(edited[0])):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=1e-6)
 
 
 @pytest.mark.parametrize("name", list(CATALOGUE))

@@ -46,9 +46,11 @@ PUBLISHED = {  # iterations at lr 1e-5 (science notes §5)
 CLAMP_RUNS = {  # run of fig4_6b.toml -> (label, colour)
     "noclamp": ("no clamp (one Layer-2 head)", "k"),
     "prev_token_head": ("Layer-1 head 2 clamped to previous token", "tab:orange"),
-    "prev_token_layer": ("all Layer-1 heads clamped to previous token", "tab:red"),
+    "prev_token_layer": ("all Layer-1 heads clamped to previous token", "tab:brown"),
+    "layer1": ("Layer 1 clamped (the study's perfect_prev_token_input)", "tab:red"),
     "match": ("match clamped (Layer-2 head 3 attends to the right label)", "tab:green"),
     "copy": ("copy clamped (logits = head 3's label scores)", "tab:blue"),
+    "layer1_copy": ("Layer 1 and copy clamped", "tab:purple"),
 }
 
 
@@ -273,7 +275,8 @@ def fig4_6b(sweeps: list[str], out: str, lines: list[str], baseline: dict[str, f
     plt.close(fig)
 
     published = {"noclamp": PUBLISHED["baseline"], "prev_token_head": PUBLISHED["prev-token clamp (Layer 1)"],
-                 "prev_token_layer": PUBLISHED["prev-token clamp (Layer 1)"], "copy": PUBLISHED["copy clamp"]}
+                 "prev_token_layer": PUBLISHED["prev-token clamp (Layer 1)"],
+                 "layer1": PUBLISHED["prev-token clamp (Layer 1)"], "copy": PUBLISHED["copy clamp"]}
     lines += ["## Fig. 4.6b/C.5: clamping during training", "",
               "Iterations until the training-set loss < 0.4 log 2; 'at 1e-5' multiplies lr-1e-4 times by 10 "
               "(learning time ∝ 1/lr: the full model's ratio from lr 1e-4 to 1e-5 is "

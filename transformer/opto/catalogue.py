@@ -162,6 +162,17 @@ def _preserve(point: str) -> CatalogueEntry:
     )
 
 
+def _perfect_prev_token_input(layer: int, heads: tuple[int, ...]) -> tuple[Edit, ...]:
+    require(layer >= 1, "opto", f"perfect_prev_token_input: layer must be >= 1 (got {layer}); it "
+            "replaces the output of the blocks below it")
+    return (
+        Edit("resid_pre", "embedding", (layer,), value=0.0, in_reference=True),
+        Edit("resid_pre", "embedding", (layer,), queries="context", value=1.0, in_reference=True),
+        Edit("attn.scores", "reference", (layer,), heads),
+        Edit("resid_pre", "embedding", (layer,), value=0.0),
+    )
+
+
 CATALOGUE: dict[str, CatalogueEntry] = {
     "ablate_heads": CatalogueEntry(
         "v_h ← 0 for the heads (all tokens): the heads write nothing",
@@ -268,6 +279,14 @@ CATALOGUE: dict[str, CatalogueEntry] = {
         default="last",
         needs_heads=True,
     ),
+    "perfect_prev_token_input": CatalogueEntry(
+        "the original's \"Layer 1 clamp\": the input of block ``layer`` (default: the last) ← the "
+        "embedded tokens e (the blocks below bypassed); its scores (of ``heads``, default all) ← those "
+        "of a reference pass whose input to that block is e_{t−1} at every context token "
+        "(the first token and the query keep their own)",
+        lambda iv, layer, heads, depth: _perfect_prev_token_input(layer, heads),
+        default="last",
+    ),
     "preserve_patterns": _preserve("attn.pattern"),
     "preserve_values": _preserve("attn.v"),
     "preserve_queries": _preserve("attn.q"),
@@ -328,6 +347,11 @@ def expand_all(interventions: Sequence[Intervention], depth: int, n_heads: int) 
     for iv in interventions:
         iv.check(depth, n_heads)
         edits.extend(iv.expand(depth, n_heads))
+    require(
+        not any(e.in_reference for e in edits) or any(e.op in ("reference", "copy_scores") for e in edits),
+        "opto",
+        "edits in the reference pass (in_reference) need an edit that reads it (reference, copy_scores)",
+    )
     return tuple(edits)
 
 

@@ -19,6 +19,9 @@ from .points import GLOBAL_POINTS, HEAD_POINTS, PATTERN_POINTS, full_name, patte
 from .spec import NO_ATTENTION, Edit
 from .targets import TokenContext, target_pattern
 
+EMBEDDED = "blocks.0.resid_pre"
+"""The point whose value (before any edit) is the pass's embedded tokens ``e`` (``embedding`` edits)."""
+
 # rank of each point's per-sequence value (leading axes beyond it are batch axes)
 _RANK = {
     "embed.exemplar": 2,
@@ -71,6 +74,8 @@ class Hooks:
         context: the sequences' :class:`TokenContext` (for ``mix`` targets and ``copy_scores``).
         reference: cached activations of a reference pass (for ``reference``/``copy_scores``).
         cache: names to record in :attr:`cache` (``"all"`` = every point reached).
+        in_reference: these are the hooks of the reference pass: apply the edits marked
+            ``in_reference`` (and only those).
     """
 
     def __init__(
@@ -81,15 +86,17 @@ class Hooks:
         context: TokenContext | None = None,
         reference: Mapping[str, Array] | None = None,
         cache: Iterable[str] | str = (),
+        in_reference: bool = False,
     ):
         self.n_heads = n_heads
+        self.embedded: Array | None = None  # blocks.0.resid_pre of this pass, for `embedding` edits
         self.context = context
         self.reference = reference or {}
         self.cache_all = cache == "all"
         self.cache_names = set() if self.cache_all else set(cache)
         self.cache: dict[str, Array] = {}
         by_point: dict[str, list[Edit]] = {}
-        for e in edits:
+        for e in (e for e in edits if e.in_reference == in_reference):
             layers = (None,) if e.point in GLOBAL_POINTS else (e.layers or tuple(range(depth)))
             for layer in layers:
                 by_point.setdefault(full_name(e.point, layer), []).append(e)
@@ -114,6 +121,8 @@ class Hooks:
         return name in self.edits or self.cache_all or name in self.cache_names
 
     def __call__(self, name: str, x: Array) -> Array:
+        if name == EMBEDDED:
+            self.embedded = x
         for e in self.edits.get(name, ()):
             x = self._apply(e, name, x)
         if self.cache_all or name in self.cache_names:
@@ -161,6 +170,9 @@ class Hooks:
             new = (1.0 - e.value) * x + e.value * target
         elif e.op == "temperature":
             new = x / e.value
+        elif e.op == "embedding":
+            source = np.maximum(np.arange(per_seq[0]) - int(e.value), 0)
+            new = self.embedded[..., source, :]
         else:  # pragma: no cover - Edit validates its op
             raise ValueError(e.op)
         return jnp.where(mask, new, x)

@@ -2,8 +2,9 @@
 
 ``run_with_edits(model, features, context, edits)`` runs :func:`transformer.model.forward` once
 with the edits' :class:`~transformer.opto.hooks.Hooks`; when an edit needs a *reference pass*
-(``reference``, ``copy_scores``) it first runs the model without interventions on the same
-sequences and caches the points those edits read. Gradients flow through both passes.
+(``reference``, ``copy_scores``) it first runs the model on the same sequences with the edits
+marked ``in_reference`` (none: without interventions) and caches the points those edits read.
+Gradients flow through both passes.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def run_with_edits(
     hooks = Hooks(edits, depth, n_heads, context, cache=cache)
     needed = hooks.reference_points()
     if needed:
-        ref = Hooks((), depth, n_heads, context, cache=needed)
+        ref = Hooks(edits, depth, n_heads, context, cache=needed, in_reference=True)
         forward(model, features, context.labels, ref)
         hooks.reference = ref.cache
     logits = forward(model, features, context.labels, hooks)

@@ -17,11 +17,20 @@ token positions, with one of the primitives (``x`` the activation, ``M`` the sel
 ``copy_scores``    ``logits ← −10⁹``, then the logit of context label ``l_i`` ← the reference pass's
                    score of head ``heads[0]`` of layer ``layers[0]`` from the query to label token
                    ``i`` (the original study's "perfect copy from a head's pattern")
+``embedding``      ``x_t ← e_{max(t − value, 0)}`` on ``M`` for a residual-stream point, ``e`` the
+                   embedded tokens of the same pass (``blocks.0.resid_pre`` before any edit) and
+                   ``value`` a whole shift ≥ 0 (0: the blocks below are bypassed; 1: each token
+                   carries its previous token's embedding)
 =================  ==============================================================================
 
 At a point, ``reference`` edits apply first (as in the original code, other manipulations then
 override the preserved values), the rest in the order given. Gradients flow through the edited
 forward pass (and through the reference pass's values).
+
+The reference pass is the model on the same sequences with the edits marked ``in_reference``
+(none: the unmodified model). Such edits change what every ``reference``/``copy_scores`` edit of
+the same set reads — as the original's "Layer 1 clamp", whose patterns come from a second pass
+with the previous-token embeddings in place of Layer 1's output — and need one of them to read it.
 
 Named compositions of edits (the original study's catalogue) are in
 :mod:`transformer.opto.catalogue`; ``TrainConfig.opto`` holds a tuple of them.
@@ -39,7 +48,9 @@ from toymodels.errors import ConfigError, require
 from .points import GLOBAL_POINTS, HEAD_POINTS, KEY_WORDS, LAYER_POINTS, PATTERN_POINTS, check_positions
 from .targets import TARGETS
 
-OPS: tuple[str, ...] = ("scale", "mean", "set", "reference", "mix", "temperature", "copy_scores")
+OPS: tuple[str, ...] = ("scale", "mean", "set", "reference", "mix", "temperature", "copy_scores", "embedding")
+RESIDUAL_POINTS = ("resid_pre", "resid_mid", "resid_post")
+"""Points on the residual stream (what ``embedding`` edits)."""
 NO_ATTENTION = -1e9
 """The score given to forbidden keys (as the original code; the softmax weight is then 0)."""
 
@@ -51,7 +62,8 @@ class Edit:
     ``point``: a block point (``attn.pattern``, ``resid_post``, …; ``layers`` selects the blocks,
     ``()`` = all) or a global one (``embed.label``, ``logits``). ``heads`` (``()`` = all) for points
     with a head axis; ``queries``/``keys`` select token positions. ``value``: the factor, constant,
-    mixing weight or temperature; ``target`` and ``temperature`` for ``mix``; ``array`` for ``set``.
+    mixing weight, temperature or shift; ``target`` and ``temperature`` for ``mix``; ``array`` for
+    ``set``. ``in_reference``: the edit applies in the reference pass, not in the edited one.
     """
 
     point: str
@@ -64,6 +76,7 @@ class Edit:
     target: str = ""
     temperature: float = 0.0
     array: tuple | None = None
+    in_reference: bool = False
 
     def __post_init__(self) -> None:
         require(
@@ -113,6 +126,27 @@ class Edit:
                 "opto",
                 "copy_scores needs exactly one layer and one head",
             )
+        if self.op == "embedding":
+            require(
+                self.point in RESIDUAL_POINTS,
+                "opto",
+                f"embedding edits the residual stream ({', '.join(RESIDUAL_POINTS)}), not {self.point!r}",
+            )
+            require(
+                self.value >= 0 and float(self.value).is_integer(),
+                "opto",
+                f"embedding: the shift must be a whole number >= 0 (got {self.value})",
+            )
+        require(
+            not (self.in_reference and self.op in ("reference", "copy_scores")),
+            "opto",
+            f"{self.op!r} reads the reference pass and cannot be applied in it",
+        )
+        require(
+            isinstance(self.in_reference, bool),
+            "opto",
+            f"in_reference must be true or false (got {self.in_reference!r})",
+        )
         if self.op == "set" and self.array is not None:
             object.__setattr__(self, "array", _freeze(self.array))
 
@@ -152,4 +186,4 @@ def int_tuple(v, name: str) -> tuple[int, ...]:
         raise ConfigError("opto", f"{name}: expected integers (got {v!r})") from None
 
 
-__all__ = ["NO_ATTENTION", "OPS", "Edit"]
+__all__ = ["NO_ATTENTION", "OPS", "RESIDUAL_POINTS", "Edit"]

@@ -1,0 +1,226 @@
+"""Why the bridge misses μ₁ and α on held-out curves: the search, or the fitted family? (issue 19)
+
+For held-out cases (:func:`bridge.heldout.heldout_cases`; by default the first case of each setting,
+the order in which the recovery benchmark runs them) it scores four points with the fit's own
+objective (per-curve affine maps projected out, cost = ½ Σ_k (1 − R²_k)):
+
+1. **exact** — the seed's exact equivalent in the reduced flow (docs/bridge.md, "Identifiability"):
+   per-vector effective dimensions n'_x = n_x r_x / (k₁k₂) (k₁ = r_a r_b r_c, k₂ = r_d r_b r_c,
+   r_x = R_x/n_x), ε_x = P_x(0)/R_x and q_x(0) = Q_x(0)/R_x for every vector, μ₁' = μ₁/k₁,
+   α' = α/(r_b r_c)². Only gradient flow ≈ GD with η = 1 is approximate here: this is the floor any
+   family can reach on these curves (≈ the noise).
+2. **projected** — that point in the fit's family: q(0) = 1, one n_bc and ε_bc for b and c
+   (geometric means; the sign class made canonical).
+3. **LM from the truth** — the fit's own minimiser (Adam + LM, one start) from point 2: where the
+   family's nearest optimum lies, and how far its μ₁, α have moved from μ₁', α'; and the same with
+   the initial norms q(0) free (``q0_a``, ``q0_bc``, ``q0_d``), started at the seed's values; and in
+   the exact family (q(0) free and c's own ``dim_c``, ``eps_c``, ``q0_c``), started at point 1.
+4. **global fit** (``--global``) — the default fit (global search, 8 starts).
+
+Reading: if 3 stays near μ₁', α' with a cost at or below 4's, the miss is the search; if 3 drifts
+far from μ₁', α' to a lower cost than 2's, the family's approximations (q(0) = 1, b ≡ c) bias the
+estimate and no search can fix it.
+
+Run: ``python benchmarks/bridge_family_check.py [--cases paper s0,mu1=0.2 s1] [--global]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from bridge.fitting import FitSettings, fit_curves  # noqa: E402
+from bridge.heldout import SETTINGS, heldout_cases  # noqa: E402
+from bridge.objective import project_linear  # noqa: E402
+from bridge.optimise import OptimiserSettings, minimise_starts  # noqa: E402
+from bridge.spec import C_PARAMETERS, DEFAULT_FREE, DIM_A_REFERENCE, Q0_NAMES, spec_for  # noqa: E402
+from bridge.toy import SolveSettings, ToyParams, toy_curves  # noqa: E402
+from toymodels.precision import numerics  # noqa: E402
+
+CURVES = ("icl", "ciwl", "total")
+TOY = ("mechanism_1", "mechanism_2", "total")
+
+
+def exact_point(truth: dict) -> dict:
+    """The seed's exact equivalent in the typical-statistics flow, scaled to n'_a = DIM_A_REFERENCE."""
+    r, n = truth["r"], dict(zip("abcd", truth["dims"]))
+    k1, k2 = r["a"] * r["b"] * r["c"], r["d"] * r["b"] * r["c"]
+    eff = {v: n[v] * r[v] / (k1 * k2) for v in "abcd"}
+    c = DIM_A_REFERENCE / eff["a"]
+    end = truth["stop_step"] if truth["stop_step"] > 0 else 16000
+    return {
+        "dims": {v: c * eff[v] for v in "abcd"},
+        "eps": dict(truth["eps"]),
+        "q0": dict(truth["q0"]),
+        "mu1": truth["mu1_equivalent"],
+        "alpha": truth["alpha_equivalent"],
+        "span": c * end,
+    }
+
+
+def projected(point: dict) -> dict:
+    """Point 2: the fit's family (q(0) = 1, b ≡ c), in the canonical sign class ε_bc > 0."""
+    e, d = point["eps"], point["dims"]
+    flip = np.sign(e["b"] * e["c"]) or 1.0  # (a, b, d) flipped together when ε_b ε_c < 0
+    return {
+        "span": point["span"],
+        "mu1": point["mu1"],
+        "alpha": point["alpha"],
+        "dim_bc": float(np.sqrt(d["b"] * d["c"])),
+        "dim_d": d["d"],
+        "eps_a": flip * e["a"],
+        "eps_bc": float(np.sqrt(abs(e["b"] * e["c"]))),
+        "eps_d": flip * e["d"],
+    }
+
+
+def canonical(eps: dict) -> dict:
+    """Signs made canonical (ε_b, ε_c > 0) with the loss's symmetries: flipping (b, c) or (a, b, d)."""
+    e = dict(eps)
+    if e["b"] < 0:  # flip (a, b, d)
+        e["a"], e["b"], e["d"] = -e["a"], -e["b"], -e["d"]
+    if e["c"] < 0:  # flip (a, c, d) = (b, c) then (a, b, d)
+        e["a"], e["c"], e["d"] = -e["a"], -e["c"], -e["d"]
+    return e
+
+
+def score_curves(toy: dict, u, Y, sigma) -> tuple[float, list[float]]:
+    """Cost ½ Σ_k (1 − R²_k) and R² per curve, with the fit's per-curve affine projection."""
+    r2 = []
+    for k, name in enumerate(TOY):
+        m = jnp.asarray(toy[name])
+        s, o = project_linear(m, Y[k], jnp.ones_like(u))
+        resid = np.asarray(s * m + o - Y[k])
+        r2.append(float(1 - np.mean(resid**2) / sigma[k] ** 2))
+    return 0.5 * sum(1 - x for x in r2), r2
+
+
+def exact_curves(point: dict, u, solve: SolveSettings) -> dict:
+    """Curves of ``point`` (per-vector dims, ε, q(0)); the implicit solver when the explicit fails."""
+    out = _exact_curves(point, u, solve)
+    if not all(np.all(np.isfinite(np.asarray(v))) for v in out.values()):
+        stiff = SolveSettings(rtol=1e-8, atol=1e-10, max_steps=65536, solver="kvaerno5")
+        out = _exact_curves(point, u, stiff)
+    return out
+
+
+def variant(point: dict, q_exact: bool, bc_exact: bool) -> dict:
+    """``point`` with q(0) = 1 unless ``q_exact`` and b, c merged (geometric means) unless ``bc_exact``."""
+    p = {k: (dict(v) if isinstance(v, dict) else v) for k, v in point.items()}
+    if not q_exact:
+        p["q0"] = dict.fromkeys("abcd", 1.0)
+    if not bc_exact:
+        e, d = p["eps"], p["dims"]
+        flip = np.sign(e["b"] * e["c"]) or 1.0
+        e["a"], e["d"] = flip * e["a"], flip * e["d"]
+        e["b"] = e["c"] = float(np.sqrt(abs(e["b"] * e["c"])))
+        d["b"] = d["c"] = float(np.sqrt(d["b"] * d["c"]))
+        if q_exact:
+            p["q0"]["b"] = p["q0"]["c"] = float(np.sqrt(p["q0"]["b"] * p["q0"]["c"]))
+    return p
+
+
+def _exact_curves(point: dict, u, solve: SolveSettings) -> dict:
+    dims = jnp.asarray([point["dims"][v] for v in "abcd"])
+    eps = jnp.asarray([point["eps"][v] for v in "abcd"])
+    sig = jnp.sqrt(jnp.asarray([point["q0"][v] for v in "abcd"]))
+    p = ToyParams(
+        span=jnp.asarray(point["span"]),
+        mu1=jnp.asarray(point["mu1"]),
+        mu2=jnp.asarray(0.0),
+        alpha=jnp.asarray(point["alpha"]),
+        dims=dims,
+        overlap=eps * jnp.sqrt(dims) / sig,  # P = overlap·σ·√n = ε n
+        init_scale=sig,  # Q = σ² n = q(0) n
+    )
+    return toy_curves(p, jnp.asarray(u), solve)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--cases", default="", help="comma-separated case names (default: first of each setting)")
+    ap.add_argument("--global", dest="global_fit", action="store_true", help="also run the default fit")
+    args = ap.parse_args()
+    wanted = [c.strip() for c in args.cases.split(",") if c.strip()]
+    settings = [type(s)(s.name, s.dims, s.mu1, s.alpha, s.seeds[:1]) for s in SETTINGS]
+    if wanted:
+        settings = list(SETTINGS)
+    cases = [c for c in heldout_cases(settings) if (c.name in wanted if wanted else True)]
+    spec = spec_for(CURVES)
+    spec_q = spec_for(CURVES, free=DEFAULT_FREE + Q0_NAMES)
+    spec_x = spec_for(CURVES, free=DEFAULT_FREE + Q0_NAMES + tuple(C_PARAMETERS))
+    solve = SolveSettings(max_steps=8192)
+    opt = OptimiserSettings()
+    print("| case | exact: cost / R² min | R² min, q(0) exact, b ≡ c | R² min, q(0) = 1, b, c exact "
+          "| projected (q(0) = 1, b ≡ c): cost / R² min | LM from truth: cost, μ₁' err, α' err "
+          "| LM from truth, q(0) free: cost, μ₁' err, α' err "
+          "| LM from truth, exact family: cost, μ₁' err, α' err "
+          "| global: cost, μ₁' err, α' err | q(0) a,b,c,d | s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for case in cases:
+        t0 = time.perf_counter()
+        cv = case.curves
+        u = cv.seen / cv.seen[-1]
+        Y = np.stack([cv.values[n] for n in CURVES])
+        sigma = Y.std(axis=1)
+        truth = case.truth
+        with numerics("float64"):
+            point = exact_point(truth)
+            c_exact, r2_exact = score_curves(exact_curves(point, u, solve), u, Y, sigma)
+            r2_q = min(score_curves(exact_curves(variant(point, True, False), u, solve), u, Y, sigma)[1])
+            r2_bc = min(score_curves(exact_curves(variant(point, False, True), u, solve), u, Y, sigma)[1])
+            proj = projected(point)
+            theta0 = spec.unconstrained(proj)
+            phys0 = spec.physical(jnp.asarray(theta0))
+            toy0 = toy_curves(spec.toy_params(phys0), jnp.asarray(u), solve)
+            c_proj, r2_proj = score_curves(toy0, u, Y, sigma)
+            res = jax.device_get(
+                minimise_starts(spec, solve, opt, jnp.asarray(theta0)[None], jnp.asarray(u), jnp.asarray(Y),
+                                jnp.asarray(sigma))
+            )
+            lm = {k: float(v) for k, v in spec.physical(jnp.asarray(res.theta[0])).items()}
+            q = point["q0"]
+            start_q = dict(proj, q0_a=q["a"], q0_bc=float(np.sqrt(q["b"] * q["c"])), q0_d=q["d"])
+            theta_q = spec_q.unconstrained(start_q)
+            data = (jnp.asarray(u), jnp.asarray(Y), jnp.asarray(sigma))
+            res_q = jax.device_get(minimise_starts(spec_q, solve, opt, jnp.asarray(theta_q)[None], *data))
+            lm_q = {k: float(v) for k, v in spec_q.physical(jnp.asarray(res_q.theta[0])).items()}
+            d, e = point["dims"], canonical(point["eps"])
+            start_x = dict(
+                span=point["span"], mu1=point["mu1"], alpha=point["alpha"], dim_bc=d["b"], dim_c=d["c"],
+                dim_d=d["d"], eps_a=e["a"], eps_bc=e["b"], eps_c=e["c"], eps_d=e["d"],
+                q0_a=q["a"], q0_bc=q["b"], q0_c=q["c"], q0_d=q["d"],
+            )  # fmt: skip
+            res_x = jax.device_get(
+                minimise_starts(spec_x, solve, opt, jnp.asarray(spec_x.unconstrained(start_x))[None], *data)
+            )
+            lm_x = {k: float(v) for k, v in spec_x.physical(jnp.asarray(res_x.theta[0])).items()}
+        mu_e, al_e = truth["mu1_equivalent"], truth["alpha_equivalent"]
+        lm_cell = (f"{float(res.cost[0]):.2e}, {100 * (lm['mu1'] / mu_e - 1):+.0f}%, "
+                   f"{100 * (lm['alpha'] / al_e - 1):+.0f}%")
+        lm_q_cell = (f"{float(res_q.cost[0]):.2e}, {100 * (lm_q['mu1'] / mu_e - 1):+.0f}%, "
+                     f"{100 * (lm_q['alpha'] / al_e - 1):+.0f}%")
+        lm_x_cell = (f"{float(res_x.cost[0]):.2e}, {100 * (lm_x['mu1'] / mu_e - 1):+.0f}%, "
+                     f"{100 * (lm_x['alpha'] / al_e - 1):+.0f}%")
+        glob = "–"
+        if args.global_fit:
+            fit = fit_curves(cv, spec, FitSettings(profile=False))
+            glob = (f"{fit.cost:.2e}, {100 * (fit.params['mu1'] / mu_e - 1):+.0f}%, "
+                    f"{100 * (fit.params['alpha'] / al_e - 1):+.0f}%")
+        q = ", ".join(f"{truth['q0'][v]:.2f}" for v in "abcd")
+        print(f"| {case.name} | {c_exact:.2e} / {min(r2_exact):.4f} | {r2_q:.4f} | {r2_bc:.4f} | "
+              f"{c_proj:.2e} / {min(r2_proj):.4f} | "
+              f"{lm_cell} | {lm_q_cell} | {lm_x_cell} | {glob} | {q} | {time.perf_counter() - t0:.0f} |",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
