@@ -213,13 +213,13 @@ class FitSpec:
         return np.asarray(theta, dtype=np.float64)
 
     def toy_params(self, phys: Mapping[str, Any]) -> ToyParams:
-        """:class:`bridge.toy.ToyParams` of physical values (c takes ``dim_c``, ``eps_c``, ``q0_c``,
-        which :meth:`physical` ties to b's unless named; per-vector init scale σ_x = √q_x(0) and overlap
+        """:class:`bridge.toy.ToyParams` of physical values (c takes ``dim_c``, ``eps_c``, ``q0_c`` where
+        this spec names them, b's values otherwise; per-vector init scale σ_x = √q_x(0) and overlap
         z_x = ε_x √n_x / σ_x, so that P_x(0) = ε_x n_x and Q_x(0) = q_x(0) n_x)."""
 
         def per_vector(prefix: str):
             a, b, d = (phys[prefix + x] for x in ("a", "bc", "d"))
-            c = phys.get(prefix + "c", b)
+            c = phys[prefix + "c"] if self.mentions(prefix + "c") else b
             return jnp.stack(jnp.broadcast_arrays(a, b, c, d), axis=-1)
 
         dims, eps, sigma = per_vector("dim_"), per_vector("eps_"), jnp.sqrt(per_vector("q0_"))
@@ -237,7 +237,11 @@ class FitSpec:
         return {
             "curves": {a: b for a, b in self.curves},
             "free": list(self.free),
-            "fixed": {k: self.value(k) for k in TOY_PARAMETERS if k not in self.free},
+            "fixed": {
+                k: self.value(k)
+                for k in TOY_PARAMETERS
+                if k not in self.free and (k not in C_PARAMETERS or self.mentions(k))
+            },
             "robust": self.robust,
         }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import glob
 import json
 import os
 import textwrap
@@ -249,3 +250,18 @@ def test_local_sweep_killed_mid_run_resumes_to_the_uninterrupted_logs(tmp_path, 
         for key in a:
             if key != "@config":
                 np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}: {key}")
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(
+        glob.glob(os.path.join(os.path.dirname(__file__), "..", "paper_figs", "**", "*.toml"), recursive=True)
+    ),
+    ids=os.path.basename,
+)
+def test_committed_sweep_specs_parse_and_expand(path):
+    """Every sweep spec under paper_figs/ is valid (presets, fields, dependencies, interventions)."""
+    spec = SweepSpec.from_toml(path)
+    assert len(spec.runs) >= 1
+    for run in spec.runs:
+        run.config.edits()  # the interventions expand for the model's size

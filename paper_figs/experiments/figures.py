@@ -276,7 +276,7 @@ def fig5_8b(runs: str, out: str) -> None:
         out,
         "fig5_8b",
         "Fig. 5.8b / P4b: ICL-only training grafted from a CIWL-only run's checkpoints",
-        f"Run `ciwl_only` (CIWL-only data from scratch, cpu-quick otherwise) and `icl_graft_ciwl_*`: "
+        f"Run `ciwl_only` (CIWL-only data from scratch, otherwise as `bursty`) and `icl_graft_ciwl_*`: "
         f"{length:.2g} sequences of ICL-only training with Layer 2 + unembedding grafted from its "
         "checkpoint.",
         [

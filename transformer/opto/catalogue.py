@@ -282,8 +282,8 @@ CATALOGUE: dict[str, CatalogueEntry] = {
     "perfect_prev_token_input": CatalogueEntry(
         "the original's \"Layer 1 clamp\": the input of block ``layer`` (default: the last) ← the "
         "embedded tokens e (the blocks below bypassed); its scores (of ``heads``, default all) ← those "
-        "of a reference pass whose input to that block is e_{t−1} at every context token "
-        "(the first token and the query keep their own)",
+        "of a reference pass whose input to that block is e_{t−1} at the context tokens t ≥ 1 "
+        "(token 0 and the query keep their own e_t)",
         lambda iv, layer, heads, depth: _perfect_prev_token_input(layer, heads),
         default="last",
     ),

@@ -8,8 +8,8 @@ token positions, with one of the primitives (``x`` the activation, ``M`` the sel
 ``mean``           ``x ← mean over the batch of x`` on ``M`` (mean-ablation)
 ``set``            ``x ← value`` on ``M``, or ``x ← array`` (broadcast) when ``array`` is given
 ``reference``      ``x ← x_ref`` on ``M``, its value in a *reference pass* of the same model on the
-                   same sequences without interventions (pattern/value/key/query-preserving
-                   ablations)
+                   same sequences without interventions, or with only the ``in_reference`` ones
+                   (pattern/value/key/query-preserving ablations)
 ``mix``            ``pattern ← (1 − value) · pattern + value · target`` on ``M``, ``target`` one of
                    :data:`~transformer.opto.targets.TARGETS` (``prev_token``, ``induction``,
                    ``match`` with ``temperature``, ``self``)
