@@ -36,7 +36,7 @@ from .identify import combinations, profile
 from .logs import Curves
 from .objective import mapped_curves
 from .optimise import OptimiserSettings, minimise_starts
-from .spec import DEFAULTS, EPS_NAMES, EPS_UNIT, FitSpec
+from .spec import DEFAULTS, EPS_UNIT, OVERLAP_NAMES, FitSpec
 from .starts import initial_guesses
 from .toy import SolveSettings, toy_curves
 from .verdict import transience
@@ -160,7 +160,7 @@ def _delta_method(
         sd = float(np.sqrt(cov[i, i])) if cov[i, i] >= 0 else np.nan
         if name.startswith("dim_"):
             out[name] = (phys[name] - 1.0) * sd
-        elif name in EPS_NAMES or name == "eps_c":
+        elif name in OVERLAP_NAMES:
             c = EPS_UNIT * np.cosh(theta[i]) * (1.0 - phys[name] ** 2)  # dε/dθ
             out[name] = abs(c) * sd
         else:

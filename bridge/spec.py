@@ -58,6 +58,8 @@ EPS_NAMES = ("eps_a", "eps_bc", "eps_d")
 Q0_NAMES = ("q0_a", "q0_bc", "q0_d")
 C_PARAMETERS = {"dim_c": "dim_bc", "eps_c": "eps_bc", "q0_c": "q0_bc"}
 """c's own parameters and the b parameter each is tied to unless it is free or fixed."""
+OVERLAP_NAMES = (*EPS_NAMES, "eps_c")
+"""Every signed overlap parameter (the ε transform)."""
 TOY_PARAMETERS = (
     "span", "mu1", "mu2", "alpha", "dim_a", "dim_bc", "dim_d", *EPS_NAMES, *Q0_NAMES, *C_PARAMETERS
 )  # fmt: skip
@@ -74,10 +76,8 @@ DEFAULTS: dict[str, float] = {
     # the typical overlap z = 1 at n = 20: ε = z/√n
     **{name: 1.0 / np.sqrt(20.0) for name in EPS_NAMES},
     **dict.fromkeys(Q0_NAMES, 1.0),
-    "dim_c": 20.0,
-    "eps_c": 1.0 / np.sqrt(20.0),
-    "q0_c": 1.0,
 }
+DEFAULTS.update({c: DEFAULTS[b] for c, b in C_PARAMETERS.items()})
 DEFAULT_FREE = ("span", "mu1", "alpha", "dim_bc", "dim_d", *EPS_NAMES)
 # toy curve matched to each transformer curve by default (science.md §2–3)
 DEFAULT_MATCH = {"icl": "mechanism_1", "ciwl": "mechanism_2", "total": "total", "train_eval": "total"}
@@ -93,10 +93,8 @@ START_BOX: dict[str, tuple[float, float]] = {
     **{name: (1e-3, 0.5) for name in EPS_NAMES},
     # Q(0)/R of a random init against a random target: a ratio of two χ²_n/n (n ≳ 10)
     **dict.fromkeys(Q0_NAMES, (0.3, 3.0)),
-    "dim_c": (1.5, 1e4),
-    "eps_c": (1e-3, 0.5),
-    "q0_c": (0.3, 3.0),
 }
+START_BOX.update({c: START_BOX[b] for c, b in C_PARAMETERS.items()})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,7 +143,7 @@ class FitSpec:
         for name, value in self.fixed:
             require(name in TOY_PARAMETERS, "fix", f"unknown parameter {name!r}")
             require(name not in self.free, "fix", f"{name!r} is both free and fixed")
-            if name in EPS_NAMES or name == "eps_c":
+            if name in OVERLAP_NAMES:
                 require(
                     np.isfinite(value) and abs(value) < 1,
                     "fix",
@@ -183,7 +181,7 @@ class FitSpec:
             u = theta[..., i]
             if name.startswith("dim_"):
                 out[name] = 1.0 + jnp.exp(u)
-            elif name in EPS_NAMES or name == "eps_c":
+            elif name in OVERLAP_NAMES:
                 out[name] = jnp.tanh(EPS_UNIT * jnp.sinh(u))
             else:
                 out[name] = jnp.exp(u)
@@ -204,7 +202,7 @@ class FitSpec:
             if name.startswith("dim_"):
                 require(v > 1, name, f"must be > 1 (got {v})")
                 theta.append(np.log(v - 1.0))
-            elif name in EPS_NAMES or name == "eps_c":
+            elif name in OVERLAP_NAMES:
                 require(abs(v) < 1, name, f"must be in (-1, 1) (got {v})")
                 theta.append(np.arcsinh(np.arctanh(v) / EPS_UNIT))
             else:
@@ -275,6 +273,7 @@ __all__ = [
     "C_PARAMETERS",
     "EPS_NAMES",
     "FitSpec",
+    "OVERLAP_NAMES",
     "Q0_NAMES",
     "START_BOX",
     "TOY_PARAMETERS",
