@@ -10,7 +10,7 @@ objective (per-curve affine maps projected out, cost = ½ Σ_k (1 − R²_k)):
    α' = α/(r_b r_c)². Only gradient flow ≈ GD with η = 1 is approximate here: this is the floor any
    family can reach on these curves (≈ the noise).
 2. **projected** — that point in the fit's family: q(0) = 1, one n_bc and ε_bc for b and c
-   (geometric means; the sign class made canonical).
+   (geometric means in the canonical sign class).
 3. **LM from the truth** — the fit's own minimiser (Adam + LM, one start) from point 2: where the
    family's nearest optimum lies, and how far its μ₁, α have moved from μ₁', α'; and the same with
    the initial norms q(0) free (``q0_a``, ``q0_bc``, ``q0_d``), started at the seed's values; and in
@@ -66,20 +66,16 @@ def exact_point(truth: dict) -> dict:
     }
 
 
-def projected(point: dict) -> dict:
-    """Point 2: the fit's family (q(0) = 1, b ≡ c), in the canonical sign class ε_bc > 0."""
-    e, d = point["eps"], point["dims"]
-    flip = np.sign(e["b"] * e["c"]) or 1.0  # (a, b, d) flipped together when ε_b ε_c < 0
-    return {
-        "span": point["span"],
-        "mu1": point["mu1"],
-        "alpha": point["alpha"],
-        "dim_bc": float(np.sqrt(d["b"] * d["c"])),
-        "dim_d": d["d"],
-        "eps_a": flip * e["a"],
-        "eps_bc": float(np.sqrt(abs(e["b"] * e["c"]))),
-        "eps_d": flip * e["d"],
-    }
+def fit_values(point: dict) -> dict:
+    """A point (per-vector dims, ε, q(0)) as fit-parameter values in the canonical sign class; c's own
+    values are included (a spec that does not name them ties c to b)."""
+    d, e, q = point["dims"], canonical(point["eps"]), point["q0"]
+    return dict(
+        span=point["span"], mu1=point["mu1"], alpha=point["alpha"],
+        dim_bc=d["b"], dim_c=d["c"], dim_d=d["d"],
+        eps_a=e["a"], eps_bc=e["b"], eps_c=e["c"], eps_d=e["d"],
+        q0_a=q["a"], q0_bc=q["b"], q0_c=q["c"], q0_d=q["d"],
+    )  # fmt: skip
 
 
 def canonical(eps: dict) -> dict:
@@ -117,15 +113,25 @@ def variant(point: dict, q_exact: bool, bc_exact: bool) -> dict:
     p = {k: (dict(v) if isinstance(v, dict) else v) for k, v in point.items()}
     if not q_exact:
         p["q0"] = dict.fromkeys("abcd", 1.0)
-    if not bc_exact:
-        e, d = p["eps"], p["dims"]
-        flip = np.sign(e["b"] * e["c"]) or 1.0
-        e["a"], e["d"] = flip * e["a"], flip * e["d"]
-        e["b"] = e["c"] = float(np.sqrt(abs(e["b"] * e["c"])))
-        d["b"] = d["c"] = float(np.sqrt(d["b"] * d["c"]))
-        if q_exact:
-            p["q0"]["b"] = p["q0"]["c"] = float(np.sqrt(p["q0"]["b"] * p["q0"]["c"]))
+    if not bc_exact:  # in the canonical sign class ε_b, ε_c > 0, then geometric means
+        p["eps"] = canonical(p["eps"])
+        for part in ("eps", "dims", "q0"):
+            x = p[part]
+            x["b"] = x["c"] = float(np.sqrt(x["b"] * x["c"]))
     return p
+
+
+def lm_from_values(spec, values: dict, solve, opt, data, truth: dict) -> str:
+    """The fit's minimiser (one start) from ``values``: "cost, μ₁' err, α' err"."""
+    theta = jnp.asarray(spec.unconstrained(values))[None]
+    res = jax.device_get(minimise_starts(spec, solve, opt, theta, *data))
+    phys = spec.physical(jnp.asarray(res.theta[0]))
+    return cell(float(res.cost[0]), float(phys["mu1"]), float(phys["alpha"]), truth)
+
+
+def cell(cost: float, mu1: float, alpha: float, truth: dict) -> str:
+    return (f"{cost:.2e}, {100 * (mu1 / truth['mu1_equivalent'] - 1):+.0f}%, "
+            f"{100 * (alpha / truth['alpha_equivalent'] - 1):+.0f}%")
 
 
 def _exact_curves(point: dict, u, solve: SolveSettings) -> dict:
@@ -177,44 +183,19 @@ def main() -> None:
             c_exact, r2_exact = score_curves(exact_curves(point, u, solve), u, Y, sigma)
             r2_q = min(score_curves(exact_curves(variant(point, True, False), u, solve), u, Y, sigma)[1])
             r2_bc = min(score_curves(exact_curves(variant(point, False, True), u, solve), u, Y, sigma)[1])
-            proj = projected(point)
-            theta0 = spec.unconstrained(proj)
-            phys0 = spec.physical(jnp.asarray(theta0))
-            toy0 = toy_curves(spec.toy_params(phys0), jnp.asarray(u), solve)
+            start = fit_values(variant(point, False, False))
+            toy0 = toy_curves(spec.toy_params(spec.physical(jnp.asarray(spec.unconstrained(start)))),
+                              jnp.asarray(u), solve)
             c_proj, r2_proj = score_curves(toy0, u, Y, sigma)
-            res = jax.device_get(
-                minimise_starts(spec, solve, opt, jnp.asarray(theta0)[None], jnp.asarray(u), jnp.asarray(Y),
-                                jnp.asarray(sigma))
-            )
-            lm = {k: float(v) for k, v in spec.physical(jnp.asarray(res.theta[0])).items()}
-            q = point["q0"]
-            start_q = dict(proj, q0_a=q["a"], q0_bc=float(np.sqrt(q["b"] * q["c"])), q0_d=q["d"])
-            theta_q = spec_q.unconstrained(start_q)
             data = (jnp.asarray(u), jnp.asarray(Y), jnp.asarray(sigma))
-            res_q = jax.device_get(minimise_starts(spec_q, solve, opt, jnp.asarray(theta_q)[None], *data))
-            lm_q = {k: float(v) for k, v in spec_q.physical(jnp.asarray(res_q.theta[0])).items()}
-            d, e = point["dims"], canonical(point["eps"])
-            start_x = dict(
-                span=point["span"], mu1=point["mu1"], alpha=point["alpha"], dim_bc=d["b"], dim_c=d["c"],
-                dim_d=d["d"], eps_a=e["a"], eps_bc=e["b"], eps_c=e["c"], eps_d=e["d"],
-                q0_a=q["a"], q0_bc=q["b"], q0_c=q["c"], q0_d=q["d"],
-            )  # fmt: skip
-            res_x = jax.device_get(
-                minimise_starts(spec_x, solve, opt, jnp.asarray(spec_x.unconstrained(start_x))[None], *data)
-            )
-            lm_x = {k: float(v) for k, v in spec_x.physical(jnp.asarray(res_x.theta[0])).items()}
-        mu_e, al_e = truth["mu1_equivalent"], truth["alpha_equivalent"]
-        lm_cell = (f"{float(res.cost[0]):.2e}, {100 * (lm['mu1'] / mu_e - 1):+.0f}%, "
-                   f"{100 * (lm['alpha'] / al_e - 1):+.0f}%")
-        lm_q_cell = (f"{float(res_q.cost[0]):.2e}, {100 * (lm_q['mu1'] / mu_e - 1):+.0f}%, "
-                     f"{100 * (lm_q['alpha'] / al_e - 1):+.0f}%")
-        lm_x_cell = (f"{float(res_x.cost[0]):.2e}, {100 * (lm_x['mu1'] / mu_e - 1):+.0f}%, "
-                     f"{100 * (lm_x['alpha'] / al_e - 1):+.0f}%")
+            lm_cell = lm_from_values(spec, start, solve, opt, data, truth)
+            merged_q = fit_values(variant(point, True, False))
+            lm_q_cell = lm_from_values(spec_q, merged_q, solve, opt, data, truth)
+            lm_x_cell = lm_from_values(spec_x, fit_values(point), solve, opt, data, truth)
         glob = "–"
         if args.global_fit:
             fit = fit_curves(cv, spec, FitSettings(profile=False))
-            glob = (f"{fit.cost:.2e}, {100 * (fit.params['mu1'] / mu_e - 1):+.0f}%, "
-                    f"{100 * (fit.params['alpha'] / al_e - 1):+.0f}%")
+            glob = cell(fit.cost, fit.params["mu1"], fit.params["alpha"], truth)
         q = ", ".join(f"{truth['q0'][v]:.2f}" for v in "abcd")
         print(f"| {case.name} | {c_exact:.2e} / {min(r2_exact):.4f} | {r2_q:.4f} | {r2_bc:.4f} | "
               f"{c_proj:.2e} / {min(r2_proj):.4f} | "

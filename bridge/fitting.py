@@ -146,7 +146,7 @@ class FitResult:
         return {
             "a": self.params["dim_a"],
             "b": self.params["dim_bc"],
-            "c": self.params.get("dim_c", self.params["dim_bc"]),
+            "c": self.params["dim_c"],  # tied to dim_bc by FitSpec.physical unless fitted or fixed
             "d": self.params["dim_d"],
         }
 

@@ -78,7 +78,7 @@ def fit_dict(result: FitResult) -> dict[str, Any]:
             "mu2": p["mu2"],
             "alpha": p["alpha"],
             "dims": result.dims,
-            "eps": {"a": p["eps_a"], "b": p["eps_bc"], "c": p.get("eps_c", p["eps_bc"]), "d": p["eps_d"]},
+            "eps": {"a": p["eps_a"], "b": p["eps_bc"], "c": p["eps_c"], "d": p["eps_d"]},
             "identifiability": result.identifiability,
             "time_scale": p["time_scale"],
             "span": p["span"],
