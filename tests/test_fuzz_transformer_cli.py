@@ -220,7 +220,7 @@ def test_fuzz_data(sandbox, data, monkeypatch_module):
     values = {"--n-classes": _ints(1, True), "--n-exemplars": _ints(1, True), "--dim": _ints(1, True),
               "--noise": _floats(0.0, np.inf, "[)"), "--seed": _ints(0, False),
               "--offset": _floats(-np.inf, np.inf, "()"), "--variants": _ints(1, False),
-              "--variant-scale": _floats(0.0, np.inf, "[)"),
+              "--variant-scale": _floats(0.0, np.inf, "[)"), "--shared-scale": _floats(0.0, np.inf, "[)"),
               "--dataset": st.sampled_from(["", "/", "a//", "."]),
               "--out": st.sampled_from(["", "file/x.h5", "run", "."]).map(lambda f: f and str(sandbox / f)),
               "--zz": st.just("1")}

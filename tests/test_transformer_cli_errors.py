@@ -19,7 +19,15 @@ import numpy as np
 import pytest
 
 from toymodels.errors import ConfigError
-from transformer import TrainConfig, init_model, make_optimizer, preset_config, train, write_exemplar_file
+from transformer import (
+    TrainConfig,
+    init_model,
+    make_optimizer,
+    preset_config,
+    synthetic_exemplars,
+    train,
+    write_exemplar_file,
+)
 from transformer.attribution import main as attribution_main
 from transformer.build import check_memory, memory_estimate
 from transformer.checkpoint import save_checkpoint
@@ -86,7 +94,8 @@ NAN, INF = math.nan, math.inf
         ("warmup_steps", -1), ("label_init_scale", INF), ("label_init_scale", 0.0),
         ("zipf_alpha", NAN), ("zipf_alpha", INF), ("p_bursty", NAN), ("p_bursty", 1.5),
         ("synth_noise", NAN), ("synth_noise", INF), ("synth_noise", -0.1), ("synth_offset", NAN),
-        ("synth_variant_scale", INF), ("synth_variants", 0),
+        ("synth_variant_scale", INF), ("synth_variants", 0), ("synth_shared_scale", -1.0),
+        ("synth_shared_scale", NAN), ("synth_rectify", 1),
         ("init_seed", -1), ("train_seed", 2**32), ("eval_seed", -5), ("synth_seed", 2**40),
         ("n_classes", 0), ("n_classes", 64.0), ("n_classes", True), ("n_holdout_classes", -1),
         ("n_exemplars", 0), ("synth_dim", 0), ("context_pairs", 0), ("burstiness", 0), ("depth", 0),
@@ -357,6 +366,7 @@ def test_overflowing_exemplars_diverge_at_the_first_evaluation(tmp_path, capsys)
         (["--noise", "nan"], "error: --noise: must be finite"),
         (["--seed", "-1"], "error: --seed: must be >= 0"),
         (["--variants", "0"], "error: --variants: must be >= 1"),
+        (["--shared-scale", "-0.5"], "error: --shared-scale: must be finite and >= 0"),
         (["--dataset", ""], "error: --dataset: '' is not an HDF5 dataset name"),
     ],
 )
@@ -379,6 +389,13 @@ def test_data_command_line_output_paths(tmp_path, capsys):
                       "--dim", "2"]) == 0
     with h5py.File(tmp_path / "d" / "x.h5") as f:
         assert f["resnet18/224/feat"].shape == (4, 2, 2)
+    assert data_main(["--out", str(tmp_path / "r.h5"), "--n-classes", "4", "--n-exemplars", "2",
+                      "--dim", "2", "--shared-scale", "1", "--rectify"]) == 0
+    with h5py.File(tmp_path / "r.h5") as f:
+        d = f["resnet18/224/feat"]
+        assert d[:].min() >= 0 and d.attrs["rectify"] and d.attrs["shared_scale"] == 1.0
+        expected = synthetic_exemplars(4, 2, 2, 0.75, 0, shared_scale=1.0, rectify=True)
+        np.testing.assert_array_equal(d[:], expected)
 
 
 def test_evaluate_and_attribution_bad_input(run_dir, tmp_path, capsys):

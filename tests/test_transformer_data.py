@@ -88,6 +88,34 @@ def test_synthetic_variants_share_a_base_prototype():
             synthetic_exemplars(4, 2, 3, 0.5, seed=0, **kwargs)
 
 
+def test_synthetic_shared_component_and_rectification():
+    plain = synthetic_exemplars(10, 3, 6, 0.75, seed=2, offset=0.5, variants=2)
+    # defaults are the plain generator bit for bit
+    np.testing.assert_array_equal(
+        synthetic_exemplars(10, 3, 6, 0.75, seed=2, offset=0.5, variants=2, shared_scale=0.0, rectify=False),
+        plain)
+    # the shared component is one vector s, the same for every class and exemplar, drawn after β
+    shared = synthetic_exemplars(10, 3, 6, 0.75, seed=2, offset=0.5, variants=2, shared_scale=2.0)
+    s = shared - plain
+    np.testing.assert_allclose(s, np.broadcast_to(s[0, 0], s.shape), atol=1e-5)
+    rng = np.random.default_rng(2)
+    for shape in ((10, 1, 6), (10, 3, 6), (5, 1, 6)):  # δ, ξ, β
+        rng.standard_normal(shape, dtype=np.float32)
+    np.testing.assert_allclose(s[0, 0], 2.0 * rng.standard_normal(6, dtype=np.float32), atol=1e-5)
+    # rectification is max(·, 0) of the unrectified features, nothing else
+    np.testing.assert_array_equal(
+        synthetic_exemplars(10, 3, 6, 0.75, seed=2, offset=0.5, variants=2, shared_scale=2.0, rectify=True),
+        np.maximum(shared, 0))
+    # statistics: with offset 0 and no shared part half of the coordinates are 0, the mean is 1/sqrt(2π)
+    big = synthetic_exemplars(2000, 5, 32, 0.75, seed=3, rectify=True)
+    assert big.min() == 0.0 and abs((big == 0).mean() - 0.5) < 0.01
+    assert abs(big.mean() - 1 / np.sqrt(2 * np.pi)) < 0.01
+    with pytest.raises(DataError, match="shared_scale"):
+        synthetic_exemplars(4, 2, 3, 0.5, seed=0, shared_scale=-1.0)
+    with pytest.raises(DataError, match="shared_scale"):
+        synthetic_exemplars(4, 2, 3, 0.5, seed=0, shared_scale=float("inf"))
+
+
 def test_file_roundtrip_and_splits(tmp_path):
     x = synthetic_exemplars(10, 4, 3, 0.5, seed=0)
     p = tmp_path / "ex.h5"

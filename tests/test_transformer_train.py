@@ -177,6 +177,11 @@ def test_config_json_roundtrip_and_bad_values(tiny_config):
         tiny_config(synth_variants=0).validate()
     with pytest.raises(ConfigError, match="synth_variant_scale"):
         tiny_config(synth_variant_scale=-0.5).validate()
+    with pytest.raises(ConfigError, match="synth_shared_scale"):
+        tiny_config(synth_shared_scale=-1.0).validate()
+    # rectified features with a shared component reach the run's data
+    x = load_data(tiny_config(synth_rectify=True, synth_shared_scale=1.0))
+    assert x.min() == 0.0 and (x == 0).any() and (x > 0).any()
     # the run's data follow the config's variant structure
     grouped = tiny_config(synth_variants=4, synth_variant_scale=0.0, synth_noise=0.0)
     x = load_data(grouped)

@@ -40,6 +40,7 @@ def load_data(cfg: TrainConfig) -> Float[np.ndarray, "classes exemplars dim"]:
         return synthetic_exemplars(
             n_total, n_ex, cfg.synth_dim, cfg.synth_noise, cfg.synth_seed,
             cfg.synth_offset, cfg.synth_variants, cfg.synth_variant_scale,
+            cfg.synth_shared_scale, cfg.synth_rectify,
         )
     return load_exemplars(cfg.data_path, cfg.data_dataset, n_total, n_ex)
 

@@ -176,6 +176,7 @@ _DATA_FLAGS: dict[str, tuple[type, object, str]] = {
     "offset": (float, 0.0, "constant added to every coordinate"),
     "variants": (int, 1, "classes per shared base prototype (the study: 8 rotations/flips)"),
     "variant_scale": (float, 1.0, "spread of a group's class prototypes around its base prototype"),
+    "shared_scale": (float, 0.0, "standard deviation of one random vector added to every exemplar"),
 }
 """Flags of ``python -m transformer.data`` besides ``--out`` and ``--dataset``: (type, default, help)."""
 
@@ -190,6 +191,8 @@ def data_main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="the HDF5 file to write")
     for name, (_, default, help_) in _DATA_FLAGS.items():
         p.add_argument("--" + name.replace("_", "-"), default=str(default), help=help_ or None)
+    p.add_argument("--rectify", action="store_true",
+                   help="features <- max(features, 0) (non-negative, like post-ReLU ResNet outputs)")
     p.add_argument("--dataset", default=DEFAULT_DATASET)
     args = p.parse_args(argv)
     try:
@@ -207,8 +210,9 @@ def data_main(argv: list[str] | None = None) -> int:
             raise ConfigError("dataset", f"{args.dataset!r} is not an HDF5 dataset name") from None
         size = {k: v[k] / d for k, d in (("n_classes", 12800), ("n_exemplars", 20), ("dim", 512))}
         require_memory(max(size, key=size.get), synthetic_bytes(v["n_classes"], v["n_exemplars"], v["dim"]))
-        x = synthetic_exemplars(*v.values())
-        attrs = {k: v[k] for k in ("noise", "seed", "offset", "variants", "variant_scale")}
+        x = synthetic_exemplars(*v.values(), rectify=args.rectify)
+        attrs = {k: v[k] for k in ("noise", "seed", "offset", "variants", "variant_scale", "shared_scale")}
+        attrs["rectify"] = args.rectify
         write_exemplar_file(args.out, x, args.dataset, attrs={**attrs, "synthetic": True})
     except ConfigError as e:
         print(error_line(e), file=sys.stderr)

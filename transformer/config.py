@@ -107,6 +107,8 @@ class TrainConfig:
     synth_offset: float = 0.0  # constant added to every feature coordinate (see data.py)
     synth_variants: int = 1  # classes per shared base prototype (study: 8 rotations/flips)
     synth_variant_scale: float = 1.0  # spread ρ of a group's prototypes around its base
+    synth_shared_scale: float = 0.0  # σ of one random vector added to every exemplar
+    synth_rectify: bool = False  # features ← max(features, 0), like post-ReLU ResNet outputs
     # sequences
     context_pairs: int = 2
     burstiness: int = 1
@@ -333,7 +335,8 @@ INT_MINIMUM: dict[str, int] = {
 """Smallest value of each integer field (seeds: :data:`SEEDS`)."""
 FLOAT_RANGES: dict[str, tuple[float, float, str]] = {
     "synth_noise": (0.0, math.inf, "[)"), "synth_offset": (-math.inf, math.inf, "()"),
-    "synth_variant_scale": (0.0, math.inf, "[)"), "p_bursty": (0.0, 1.0, "[]"),
+    "synth_variant_scale": (0.0, math.inf, "[)"), "synth_shared_scale": (0.0, math.inf, "[)"),
+    "p_bursty": (0.0, 1.0, "[]"),
     "zipf_alpha": (0.0, math.inf, "[)"), "label_init_scale": (0.0, math.inf, "()"),
     "lr": (0.0, math.inf, "()"), "beta1": (0.0, 1.0, "[)"), "beta2": (0.0, 1.0, "[)"),
     "weight_decay": (0.0, math.inf, "[)"), "l2_penalty": (0.0, math.inf, "[)"),

@@ -15,6 +15,12 @@ features (post-ReLU, so non-negative). It decides which strategy the transformer
 (docs/cpu_quick_preset.md): with centred features (``m = 0``) in-weights learning (CIWL) forms
 first and ICL never does; with ``m = 1`` ICL forms first and then gives way to CIWL.
 
+Two more options bring the statistics closer to ResNet features: a *shared random component*
+:math:`s \sim N(0, \sigma_s^2 I_D)` (``shared_scale`` :math:`\sigma_s`), one vector added to every
+exemplar, so the shared mean differs per coordinate (some units almost always active, some rarely); and
+*rectification* (``rectify``), :math:`x \leftarrow \max(x, 0)` after the offset and shared component,
+so features are non-negative and sparse where :math:`m + s_j` is low, like post-ReLU outputs.
+
 The sequence samplers that index these exemplars are :mod:`transformer.data`.
 """
 
@@ -54,8 +60,11 @@ def synthetic_exemplars(
     offset: float = 0.0,
     variants: int = 1,
     variant_scale: float = 1.0,
+    shared_scale: float = 0.0,
+    rectify: bool = False,
 ) -> Float[np.ndarray, "classes exemplars dim"]:
-    """Synthetic exemplars ``x_{c,e} = (μ_c + ε ξ_{c,e}) / sqrt(1 + ε²) + offset``, float32, seeded.
+    """Synthetic exemplars ``x_{c,e} = r((μ_c + ε ξ_{c,e}) / sqrt(1 + ε²) + offset + s)``, float32,
+    seeded, with ``r = max(·, 0)`` if ``rectify`` else the identity.
 
     ``ξ`` are i.i.d. standard normal. With ``variants`` = 1 the class prototypes ``μ_c = δ_c`` are
     i.i.d. standard normal. With ``variants`` = V > 1 the classes come in groups of V consecutive
@@ -63,10 +72,13 @@ def synthetic_exemplars(
     × 8 rotations and flips): ``μ_c = (β_{⌊c/V⌋} + ρ δ_c) / sqrt(1 + ρ²)`` with base prototypes
     ``β`` i.i.d. standard normal and ``ρ`` = ``variant_scale``, so every prototype is still
     standard normal and two classes of one group have prototype correlation ``1 / (1 + ρ²)``.
-    The draws are ``δ`` (classes × 1 × dim), then ``ξ``, then ``β`` (numpy PCG64 from ``seed``),
-    so ``ξ`` and ``δ`` do not depend on ``variants``.
+    The shared component ``s ~ N(0, shared_scale² I)`` is one vector for all exemplars (zero when
+    ``shared_scale`` = 0). The draws are ``δ`` (classes × 1 × dim), then ``ξ``, then ``β`` if
+    ``variants`` > 1, then ``s`` if ``shared_scale`` > 0 (numpy PCG64 from ``seed``), so ``ξ`` and
+    ``δ`` depend on neither option, and the defaults give the plain generator bit for bit.
     """
-    check_synthetic(n_classes, n_exemplars, dim, noise, seed, offset, variants, variant_scale)
+    check_synthetic(n_classes, n_exemplars, dim, noise, seed, offset, variants, variant_scale,
+                    shared_scale)
     rng = np.random.default_rng(seed)
     proto = rng.standard_normal((n_classes, 1, dim), dtype=np.float32)
     xi = rng.standard_normal((n_classes, n_exemplars, dim), dtype=np.float32)
@@ -76,7 +88,12 @@ def synthetic_exemplars(
         rho = np.float32(variant_scale)
         proto = (base[group] + rho * proto) / np.float32(math.sqrt(1.0 + variant_scale**2))
     x = (proto + np.float32(noise) * xi) / np.float32(math.sqrt(1.0 + noise**2))
-    return (x + np.float32(offset)).astype(np.float32)
+    x = x + np.float32(offset)
+    if shared_scale > 0:
+        x = x + np.float32(shared_scale) * rng.standard_normal(dim, dtype=np.float32)
+    if rectify:
+        x = np.maximum(x, np.float32(0))
+    return x.astype(np.float32)
 
 
 def write_exemplar_file(
@@ -101,7 +118,7 @@ def write_exemplar_file(
 
 def check_synthetic(
     n_classes: int, n_exemplars: int, dim: int, noise: float, seed: int, offset: float = 0.0,
-    variants: int = 1, variant_scale: float = 1.0,
+    variants: int = 1, variant_scale: float = 1.0, shared_scale: float = 0.0,
 ) -> None:
     """:class:`DataError` naming the first bad argument of :func:`synthetic_exemplars` (which calls it)."""
     sizes = {"n_classes": n_classes, "n_exemplars": n_exemplars, "dim": dim, "variants": variants}
@@ -116,6 +133,8 @@ def check_synthetic(
         raise DataError(f"offset: must be finite, got {offset}")
     if not (math.isfinite(variant_scale) and variant_scale >= 0):
         raise DataError(f"variant_scale: must be finite and >= 0, got {variant_scale}")
+    if not (math.isfinite(shared_scale) and shared_scale >= 0):
+        raise DataError(f"shared_scale: must be finite and >= 0, got {shared_scale}")
 
 
 def synthetic_bytes(n_classes: int, n_exemplars: int, dim: int) -> int:
