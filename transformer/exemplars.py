@@ -88,12 +88,12 @@ def synthetic_exemplars(
         rho = np.float32(variant_scale)
         proto = (base[group] + rho * proto) / np.float32(math.sqrt(1.0 + variant_scale**2))
     x = (proto + np.float32(noise) * xi) / np.float32(math.sqrt(1.0 + noise**2))
-    x = x + np.float32(offset)
+    x += np.float32(offset)  # in place: the peak stays at synthetic_bytes
     if shared_scale > 0:
-        x = x + np.float32(shared_scale) * rng.standard_normal(dim, dtype=np.float32)
+        x += np.float32(shared_scale) * rng.standard_normal(dim, dtype=np.float32)
     if rectify:
-        x = np.maximum(x, np.float32(0))
-    return x.astype(np.float32)
+        np.maximum(x, np.float32(0), out=x)
+    return x
 
 
 def write_exemplar_file(
