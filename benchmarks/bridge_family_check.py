@@ -32,6 +32,7 @@ Run: ``python benchmarks/bridge_family_check.py [--cases paper s0,mu1=0.2 s1] [-
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -150,10 +151,11 @@ def cell(cost: float, mu1: float, alpha: float, truth: dict) -> str:
 def staged_search(spec, spec_x, data, lm_steps: int, seed: int = 0) -> tuple[float, dict, float, int]:
     """Point 5 of the module docstring: (best cost, its physical values, the stage-1 best cost,
     converged starts of stage 2)."""
-    solve, rng = SolveSettings(), np.random.default_rng(seed)
+    fit = FitSettings(seed=seed)  # stage 1 is the default fit's search and minimisation
+    solve, rng = fit.solve, np.random.default_rng(seed)
     u, Y, sigma = (np.asarray(x) for x in data)
-    theta0, _ = initial_guesses(spec, u, Y, sigma, 8, 48, seed, solve)
-    first = jax.device_get(minimise_starts(spec, solve, OptimiserSettings(), jnp.asarray(theta0), *data))
+    theta0, _ = initial_guesses(spec, u, Y, sigma, fit.n_starts, fit.n_candidates, seed, solve)
+    first = jax.device_get(minimise_starts(spec, solve, fit.optimiser, jnp.asarray(theta0), *data))
     cost1 = np.where(np.isfinite(first.cost), first.cost, np.inf)
     rows = []
     for i in np.argsort(cost1)[:4]:
@@ -172,7 +174,7 @@ def staged_search(spec, spec_x, data, lm_steps: int, seed: int = 0) -> tuple[flo
     theta = jnp.asarray(np.stack(rows))
     screened = np.asarray(screen_costs(spec_x, solve, theta, *data))
     picked = theta[np.argsort(np.where(np.isfinite(screened), screened, np.inf))[:8]]
-    opt = OptimiserSettings(lm_steps=lm_steps)
+    opt = dataclasses.replace(fit.optimiser, lm_steps=lm_steps)
     second = jax.device_get(minimise_starts(spec_x, solve, opt, picked, *data))
     cost2 = np.where(np.isfinite(second.cost), second.cost, np.inf)
     best = int(np.argmin(cost2))
