@@ -11,7 +11,8 @@ The public API, importable from here (lazily, so ``import bridge`` stays light):
 Modules: :mod:`bridge.logs` (curves from a log), :mod:`bridge.spec` (what is fitted),
 :mod:`bridge.toy` (the reduced toy as a differentiable function), :mod:`bridge.objective`
 (variable projection), :mod:`bridge.optimise` (Adam then Levenberg–Marquardt, multi-start),
-:mod:`bridge.starts` (global search), :mod:`bridge.identify` (profiles, identifiable
+:mod:`bridge.starts` (global search), :mod:`bridge.evolve` (its CMA-ES stage),
+:mod:`bridge.symmetry` (the family's exact symmetries), :mod:`bridge.identify` (profiles, identifiable
 combinations), :mod:`bridge.verdict` (the transience verdict), :mod:`bridge.heldout` (held-out
 curves from full-vector GD), :mod:`bridge.fitting` (the pipeline), :mod:`bridge.report`
 (``fit.json``, figures, tables),
@@ -43,6 +44,12 @@ _EXPORTS = {
     "profile": "identify",
     "combinations": "identify",
     "initial_guesses": "starts",
+    "EvolutionSettings": "evolve",
+    "evolve": "evolve",
+    "EXACT_FREE": "spec",
+    "FAMILIES": "spec",
+    "identifiable": "symmetry",
+    "generators": "symmetry",
     "heldout_cases": "heldout",
     "HeldOutCase": "heldout",
     "score": "heldout",

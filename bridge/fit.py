@@ -22,12 +22,13 @@ from toymodels._internal import OneLineParser, enable_persistent_cache, parse_in
 from toymodels._internal.cli_tools import check_output_dir
 from toymodels.errors import ConfigError, require
 
-from .fitting import FitResult, FitSettings, fit_curves, minimum_points
+from .evolve import EvolutionSettings
+from .fitting import SEARCHES, FitResult, FitSettings, fit_curves, minimum_points
 from .logs import METRICS, parse_curve_names, read_log
 from .optimise import OptimiserSettings
 from .refine import refine_integer
 from .report import failure_line, fit_dict, overlay_figure, summary_lines, write_json_atomic
-from .spec import DEFAULT_FREE, TOY_PARAMETERS, FitSpec, spec_for
+from .spec import DEFAULT_FREE, FAMILIES, TOY_PARAMETERS, FitSpec, spec_for
 
 EXIT_BAD_INPUT = 2
 EXIT_NOT_CONVERGED = 3
@@ -72,9 +73,17 @@ def add_fit_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--metric", choices=METRICS, default="loss", help="loss, or error = 1 − accuracy")
     g.add_argument(
+        "--family",
+        choices=tuple(FAMILIES),
+        default="default",
+        help="the free parameters: default (8: q(0) = 1, c tied to b) or exact (14: every initial norm and "
+        "c's own parameters free; contains the toy's seeds, docs/bridge.md); --free overrides it",
+    )
+    g.add_argument(
         "--free",
-        default=",".join(DEFAULT_FREE),
-        help=f"toy parameters to fit, from {', '.join(TOY_PARAMETERS)}",
+        default=None,
+        help=f"toy parameters to fit, from {', '.join(TOY_PARAMETERS)} (default: those of --family: "
+        f"{','.join(DEFAULT_FREE)})",
     )
     g.add_argument(
         "--fix",
@@ -97,6 +106,16 @@ def add_fit_arguments(p: argparse.ArgumentParser) -> None:
         default=48,
         help="random parameter sets screened (× a span grid) for the starts",
     )
+    g.add_argument(
+        "--search",
+        choices=SEARCHES,
+        default="screen",
+        help="global search: the screen's best points are the starts, or they are evolved by CMA-ES first "
+        "(bridge.evolve; recommended with the exact family, docs/bridge.md)",
+    )
+    g.add_argument("--cma-instances", type=int, default=4, help="CMA-ES instances (--search cmaes)")
+    g.add_argument("--cma-popsize", type=int, default=32, help="CMA-ES population per generation")
+    g.add_argument("--cma-generations", type=int, default=400, help="most CMA-ES generations")
     g.add_argument("--no-profile", action="store_true", help="skip the profile-likelihood intervals (faster)")
     g.add_argument("--seed", type=int, default=0, help="seed of the random initial guesses")
     g.add_argument("--adam-steps", type=int, default=40)
@@ -132,7 +151,15 @@ def spec_and_settings(args: argparse.Namespace) -> tuple[FitSpec, FitSettings]:
     """The :class:`~bridge.spec.FitSpec` and :class:`~bridge.fitting.FitSettings` the flags describe
     (raises ConfigError on bad flags)."""
     curves_names = parse_curve_names(args.curves)
-    free = tuple(s.strip() for s in args.free.split(",") if s.strip())
+    require(
+        args.free is None or args.family == "default",
+        "free",
+        "give either --free or --family exact, not both",
+    )
+    if args.free is None:
+        free = FAMILIES[args.family]
+    else:
+        free = tuple(s.strip() for s in args.free.split(",") if s.strip())
     require(args.adam_steps >= 0, "adam-steps", f"must be >= 0 (got {args.adam_steps})")
     require(args.lm_steps >= 1, "lm-steps", f"must be >= 1 (got {args.lm_steps})")
     require(args.min_points >= 4, "min-points", f"must be >= 4 (got {args.min_points})")
@@ -156,6 +183,10 @@ def spec_and_settings(args: argparse.Namespace) -> tuple[FitSpec, FitSettings]:
         seed=args.seed,
         optimiser=OptimiserSettings(adam_steps=args.adam_steps, lm_steps=args.lm_steps),
         horizon=args.horizon,
+        search=args.search,
+        evolution=EvolutionSettings(
+            instances=args.cma_instances, popsize=args.cma_popsize, generations=args.cma_generations
+        ),
     )
     return spec, settings
 

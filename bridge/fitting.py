@@ -6,7 +6,8 @@ Pipeline of :func:`fit_curves`:
 1. Normalise time, :math:`u = s/s_\max`, and per-curve spreads σ_k (see :mod:`bridge.objective`).
 2. Global search (:func:`bridge.starts.initial_guesses`): ``n_candidates`` random parameter sets ×
    a log grid of spans, screened by their cost in one vmapped forward solve; the best
-   ``n_starts`` become starts.
+   ``n_starts`` become starts. With ``search = "cmaes"`` the best of them are then evolved by
+   CMA-ES (:func:`bridge.evolve.evolve`) and its best points become the starts instead.
 3. Minimise every start (:func:`bridge.optimise.minimise_starts`, vmapped) and keep the best;
    ``basin_starts`` counts the starts that reached its cost (within 1%).
 4. Convergence verdict: the fit has *failed* (``converged = False`` and ``failure`` says why) when
@@ -15,6 +16,9 @@ Pipeline of :func:`fit_curves`:
 5. Uncertainty: profile-likelihood intervals of μ₁, α and the identifiable combinations
    (:mod:`bridge.identify`); the Gauss–Newton covariance :math:`\hat s^2 (J^\top J)^{-1}` is kept as
    ``stderr`` for the ε_x (local, a lower bound), with :math:`\hat s^2 = 2\,\mathrm{cost}/(m - p)`.
+   Where the family has exact symmetries (:mod:`bridge.symmetry`: free initial norms), J is
+   singular along them at every point; the condition number and the covariance are computed on
+   their orthogonal complement, and the parameters they move are listed as not determined.
 6. R² per curve (transformer units) and the transience verdicts (:mod:`bridge.verdict`).
 """
 
@@ -32,16 +36,19 @@ import numpy as np
 from toymodels.errors import require
 from toymodels.precision import numerics
 
+from .evolve import EvolutionSettings, evolve
 from .identify import combinations, profile
 from .logs import Curves
 from .objective import mapped_curves
 from .optimise import OptimiserSettings, minimise_starts
 from .spec import DEFAULTS, EPS_UNIT, OVERLAP_NAMES, FitSpec
 from .starts import initial_guesses
+from .symmetry import generators, moved
 from .toy import SolveSettings, toy_curves
 from .verdict import transience
 
 SEEN_UNIT = "sequences seen"
+SEARCHES = ("screen", "cmaes")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +58,9 @@ class FitSettings:
     Attributes:
         n_starts: number of starts minimised (vmapped).
         n_candidates: random parameter sets screened for the starts (each × the span grid).
+        search: ``"screen"`` (the screen's best points are the starts) or ``"cmaes"`` (they are
+            evolved by CMA-ES first, :mod:`bridge.evolve`).
+        evolution: the CMA-ES budget (``search = "cmaes"`` only).
         seed: seed of the random candidates.
         profile: compute the profile-likelihood intervals (:mod:`bridge.identify`).
         optimiser: iteration budget per start.
@@ -62,6 +72,8 @@ class FitSettings:
 
     n_starts: int = 8
     n_candidates: int = 48
+    search: str = "screen"
+    evolution: EvolutionSettings = EvolutionSettings()
     seed: int = 0
     profile: bool = True
     optimiser: OptimiserSettings = OptimiserSettings()
@@ -80,6 +92,9 @@ class FitSettings:
             int(self.n_candidates) == self.n_candidates and self.n_candidates >= 1,
             "candidates",
             f"must be an integer >= 1 (got {self.n_candidates})",
+        )
+        require(
+            self.search in SEARCHES, "search", f"must be one of {', '.join(SEARCHES)} (got {self.search!r})"
         )
         require(
             self.probe_span > 0 and self.probe_points >= 10, "probe_span", "must be > 0 with >= 10 points"
@@ -240,6 +255,19 @@ def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSetting
     theta0, screen = initial_guesses(
         spec, u, Y, sigma, settings.n_starts, settings.n_candidates, settings.seed, settings.solve
     )
+    if settings.search == "cmaes":
+        theta0, screen["cmaes"] = evolve(
+            spec,
+            settings.solve,
+            theta0,
+            np.asarray(screen["picked_costs"]),
+            u,
+            Y,
+            sigma,
+            settings.evolution,
+            settings.seed,
+            settings.n_starts,
+        )
     args = (jnp.asarray(u), jnp.asarray(Y), jnp.asarray(sigma))
     with numerics("float64"):
         res = jax.device_get(
@@ -259,15 +287,24 @@ def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSetting
     p = J.shape[1]
     dof = K * n - p - 2 * K
     s2 = 2.0 * costs[best] / dof if dof > 0 and np.isfinite(costs[best]) else np.nan
-    JtJ = J.T @ J
+    # the family's exact symmetries (bridge.symmetry) are null directions of J at every point: the
+    # condition number and the covariance are those of the complement, where the data can decide
+    G = generators(spec, theta)
+    basis = np.linalg.svd(G)[0][:, G.shape[1] :] if G.shape[1] else np.eye(p)
+    Jc = J @ basis
+    JtJ = Jc.T @ Jc
     try:
-        cov = s2 * np.linalg.pinv(JtJ)
+        cov = s2 * basis @ np.linalg.pinv(JtJ) @ basis.T
         ev = np.linalg.eigvalsh(JtJ)
         cond = float(ev[-1] / ev[0]) if ev[0] > 0 else np.inf
     except np.linalg.LinAlgError:
         cov, cond = np.full((p, p), np.nan), np.inf
+    norm = max(np.linalg.norm(J) * np.linalg.norm(G), 1e-300)
+    symmetry_residual = float(np.linalg.norm(J @ G) / norm) if G.shape[1] else 0.0
     failure = failure_reason(costs, np.asarray(res.initial_cost), np.asarray(res.converged), best, cond)
     stderr = _delta_method(spec, theta, cov, phys)
+    for name in moved(spec):  # along a symmetry: no local error means anything
+        stderr[name] = np.nan
     phys["time_scale"] = s_max / phys["span"]
     if "span" in stderr:
         stderr["time_scale"] = phys["time_scale"] * stderr["span"] / phys["span"]
@@ -291,6 +328,9 @@ def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSetting
         "combinations": combinations(phys, s_max),
         "not_determined": ["dim_level"] if "dim_a" not in spec.free else [],
         "dim_a_reference": phys["dim_a"],
+        "symmetries": int(G.shape[1]),
+        "symmetry_residual": symmetry_residual,
+        "moved_by_symmetries": moved(spec),
     }
     if settings.profile and failure is None:
         with numerics("float64"):
@@ -301,6 +341,9 @@ def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSetting
         for key, v in ident["profile"]["parameters"].items():
             if not v["determined"]:
                 ident["not_determined"].append(key)
+    for key in ident["moved_by_symmetries"]:  # not determined by any data (exact symmetry)
+        if key not in ident["not_determined"]:
+            ident["not_determined"].append(key)
     in_basin = costs <= costs[best] * (1 + BASIN_RTOL) + 1e-300
     basin = int(np.sum(in_basin))
     best_converged = bool(np.any(in_basin & np.asarray(res.converged)))
@@ -340,4 +383,12 @@ def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSetting
 _mapped_jit = jax.jit(mapped_curves, static_argnums=(0, 5))
 
 
-__all__ = ["FitResult", "FitSettings", "failure_reason", "fit_curves", "minimum_points", "r_squared"]
+__all__ = [
+    "SEARCHES",
+    "FitResult",
+    "FitSettings",
+    "failure_reason",
+    "fit_curves",
+    "minimum_points",
+    "r_squared",
+]

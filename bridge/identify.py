@@ -6,26 +6,39 @@ the curves depend on the dimensions and the time scale τ only through the time 
 and on the seed only through the ε_x: multiplying every n by k and τ by 1/k leaves them unchanged.
 The identifiable combinations reported are
 
-* ``tau_na`` = τ·n_a: sequences seen per unit of a's normalised time;
-* ``ratio_bc`` = n_bc/n_a and ``ratio_d`` = n_d/n_a: the relative speeds of the vectors;
-* μ₁ and α (in the units of the typical statistics R = n, see docs/bridge.md for real seeds);
+* ``tau_na`` = τ·n_a·q_a(0): sequences seen per unit of a's normalised time (at a's initial norm);
+* ``ratio_bc`` = n_bc q_bc(0)/(n_a q_a(0)) and ``ratio_d`` = n_d q_d(0)/(n_a q_a(0)): the relative
+  speeds of the vectors;
+* μ₁, α and ``alpha_eff`` = α·q_a(0)·q_d(0) (in the units of the typical statistics R = n, see
+  docs/bridge.md for real seeds);
 
 and the dimension level n_a is *not determined* (fixed by convention, :data:`bridge.spec.DIM_A_REFERENCE`).
+With the initial norms q(0) = 1 (the default family) ``alpha_eff`` = α and the others are the plain
+ratios; where a family frees the initial norms, the target-factorisation symmetry
+(:mod:`bridge.symmetry`) makes α itself, and the plain ratios, undetermined, and these invariant
+combinations are what the curves determine.
 
-Profile likelihood. For a free parameter with unconstrained coordinate θ_i and each offset δ in
-:data:`OFFSETS`, the cost is re-minimised with θ_i pinned to θ̂_i + δ (an anchor residual of weight
-:data:`ANCHOR_WEIGHT`, the fit's compiled program and Levenberg–Marquardt from the optimum). With the
-Gaussian likelihood and σ² estimated by ŝ² = 2·cost/(m − p), the 95% interval is
-{θ_i : cost_profile − cost_min ≤ ½·χ²₁(0.95)·ŝ²}, the crossings interpolated linearly in
-√(cost increase) between grid points (exact for a quadratic profile). A side on which the profile
-never reaches the threshold within the grid (a factor e^3 ≈ 20 in the parameter) is open: the
-parameter is reported as *not determined* on that side.
+Profile likelihood. For each profiled quantity c (a free parameter's value or a combination) with
+log-gradient v = ∂ log c/∂θ at the optimum, and each offset δ in :data:`OFFSETS`, the cost is
+re-minimised with v·θ pinned to v·θ̂ + δ (an anchor residual of weight :data:`ANCHOR_WEIGHT`, the
+fit's compiled program and Levenberg–Marquardt from θ̂ + δ v/|v|²). With the Gaussian likelihood and
+σ² estimated by ŝ² = 2·cost/(m − p), the 95% interval is {c : cost_profile − cost_min ≤
+½·χ²₁(0.95)·ŝ²}; the crossing is interpolated linearly in √(cost increase) between grid points
+(exact for a quadratic profile) and reported at the value of log c interpolated between the
+re-minimised points (c is evaluated there, not extrapolated from the pin). A side on which the
+profile never reaches the threshold within the grid (a factor ≈ e^3 ≈ 20) is open: the quantity is
+*not determined* on that side. A quantity moved by an exact symmetry of the family
+(:mod:`bridge.symmetry`: its log-gradient is not orthogonal to the symmetry directions) has a flat
+profile whatever the data; it is not profiled but reported open on both sides with
+``exact_symmetry: true`` (re-minimising along a curved orbit from a pinned start is also where LM
+is least reliable: a first run reported such a profile as closed).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -33,34 +46,47 @@ from toymodels.precision import numerics
 
 from .optimise import Anchor, OptimiserSettings, minimise_starts
 from .spec import FitSpec
+from .symmetry import generators, identifiable
 from .toy import SolveSettings
 
 OFFSETS = np.array([-3.0, -1.0, -0.3, 0.3, 1.0, 3.0])
 ANCHOR_WEIGHT = 1e8
 CHI2_1_95 = 3.841
-PROFILED = ("mu1", "alpha", "span", "dim_bc", "dim_d", "dim_a")
-COMBINATION = {"mu1": "mu1", "alpha": "alpha", "span": "tau_na", "dim_bc": "ratio_bc", "dim_d": "ratio_d"}
+PROFILED = ("mu1", "alpha", "alpha_eff", "tau_na", "ratio_bc", "ratio_d")
+"""Profiled quantities, in this order; one is left out where no free parameter moves it, and
+``alpha_eff`` where it is α itself (no free initial norm of a or d)."""
 
 
 def combinations(phys: dict[str, float], s_max: float) -> dict[str, float]:
-    """The identifiable combinations (module docstring) of physical parameters."""
-    tau = s_max / phys["span"]
+    """The identifiable combinations (module docstring) of physical parameters, and α itself."""
+    inv = identifiable(phys, s_max)
     return {
-        "mu1": phys["mu1"],
+        "mu1": inv["mu1"],
         "alpha": phys["alpha"],
-        "tau_na": tau * phys["dim_a"],
-        "ratio_bc": phys["dim_bc"] / phys["dim_a"],
-        "ratio_d": phys["dim_d"] / phys["dim_a"],
+        "alpha_eff": inv["alpha_eff"],
+        "tau_na": inv["tau_na"],
+        "ratio_bc": inv["ratio_bc"],
+        "ratio_d": inv["ratio_d"],
     }
 
 
-def _to_combination(spec: FitSpec, name: str, theta_i: float, phys: dict[str, float], s_max: float):
-    """Value of the combination of parameter ``name`` when its θ is ``theta_i`` (others at the optimum)."""
-    if name.startswith("dim_"):
-        value = 1.0 + np.exp(theta_i)
-    else:
-        value = float(np.exp(theta_i))
-    return combinations({**phys, name: value}, s_max)[COMBINATION[name]]
+def _log_combinations(spec: FitSpec, theta, s_max: float):
+    phys = spec.physical(theta)
+    return jnp.log(jnp.stack([combinations(phys, s_max)[k] for k in PROFILED]))
+
+
+def profiled_quantities(spec: FitSpec, theta_hat: np.ndarray, s_max: float) -> tuple[list[str], np.ndarray]:
+    """The quantities profiled for ``spec`` (see :data:`PROFILED`) and their log-gradients (k, p)."""
+    with numerics("float64"):
+        grads = np.asarray(jax.jacfwd(_log_combinations, argnums=1)(spec, jnp.asarray(theta_hat), s_max))
+    moves_q = any(n in spec.free for n in ("q0_a", "q0_d"))
+    names, rows = [], []
+    for k, name in enumerate(PROFILED):
+        if not np.any(np.abs(grads[k]) > 1e-12) or (name == "alpha_eff" and not moves_q):
+            continue
+        names.append(name)
+        rows.append(grads[k])
+    return names, np.stack(rows) if rows else np.zeros((0, theta_hat.size))
 
 
 def profile(
@@ -77,51 +103,63 @@ def profile(
     s_max: float,
     batch: int,
 ) -> dict[str, Any]:
-    """Profile intervals of the free parameters in :data:`PROFILED` (module docstring), run through
-    the fit's compiled minimisation in batches of ``batch`` starts (its number of starts)."""
-    names = [n for n in PROFILED if n in spec.free and n in COMBINATION]
+    """Profile intervals of the quantities of :func:`profiled_quantities` (module docstring), run
+    through the fit's compiled minimisation in batches of ``batch`` starts (its number of starts)."""
+    names, V = profiled_quantities(spec, theta_hat, s_max)
+    G = generators(spec, theta_hat)
+    # a quantity an exact symmetry moves has a flat profile by construction: not profiled
+    flat = {
+        name
+        for name, v in zip(names, V)
+        if G.shape[1] and np.max(np.abs(v @ G)) > 1e-6 * np.linalg.norm(v) * np.linalg.norm(G)
+    }
+    V = np.stack([v for name, v in zip(names, V) if name not in flat]) if len(flat) < len(names) else V[:0]
+    flat_names, names = [n for n in names if n in flat], [n for n in names if n not in flat]
     p = theta_hat.size
-    rows, anchors = [], []
-    for name in names:
-        i = spec.free.index(name)
+    rows, direction, target = [], [], []
+    for j in range(len(names)):
+        v = V[j]
         for d in OFFSETS:
-            t = theta_hat.copy()
-            t[i] += d
-            rows.append(t)
-            anchors.append((i, theta_hat[i] + d))
+            rows.append(theta_hat + d * v / float(v @ v))
+            direction.append(v)
+            target.append(float(v @ theta_hat) + d)
     n = len(rows)
     pad = (-n) % batch
     rows += [theta_hat] * pad
-    anchors += [(0, theta_hat[0])] * pad
-    direction = np.zeros((len(rows), p))
-    for k, (i, _) in enumerate(anchors):
-        direction[k, i] = 1.0
-    target = np.array([t for _, t in anchors])
-    costs = []
+    direction += [np.zeros(p)] * pad
+    target += [0.0] * pad
+    direction, target = (np.stack(direction) if direction else np.zeros((0, p))), np.asarray(target)
+    weight = np.where(np.arange(len(rows)) < n, ANCHOR_WEIGHT, 0.0)
+    costs, logs = [], []
     with numerics("float64"):
         for b in range(0, len(rows), batch):
             sl = slice(b, b + batch)
             anchor = Anchor(
                 direction=jnp.asarray(direction[sl]),
                 target=jnp.asarray(target[sl]),
-                weight=jnp.full((batch,), ANCHOR_WEIGHT),
+                weight=jnp.asarray(weight[sl]),
                 adam_steps=jnp.zeros((batch,), jnp.int32),
             )
             res = minimise_starts(spec, solve, opt, jnp.asarray(np.stack(rows[sl])), u, Y, sigma, anchor)
             th = np.asarray(res.theta)
-            pen = 0.5 * ANCHOR_WEIGHT * (np.sum(direction[sl] * th, axis=1) - target[sl]) ** 2
+            pen = 0.5 * weight[sl] * (np.sum(direction[sl] * th, axis=1) - target[sl]) ** 2
             costs.append(np.asarray(res.cost) - pen)
+            logs.append(np.stack([np.asarray(_log_combinations(spec, jnp.asarray(t), s_max)) for t in th]))
+    if n == 0:
+        costs, logs = [np.zeros(0)], [np.zeros((0, len(PROFILED)))]
     costs = np.concatenate(costs)[:n].reshape(len(names), OFFSETS.size)
+    logs = np.concatenate(logs)[:n].reshape(len(names), OFFSETS.size, len(PROFILED))
     h = 0.5 * CHI2_1_95 * s2
     out: dict[str, Any] = {"threshold": h, "offsets": OFFSETS.tolist(), "parameters": {}}
     for j, name in enumerate(names):
-        i = spec.free.index(name)
+        col = PROFILED.index(name)
+        value = combinations(phys, s_max)[name]
         delta = costs[j] - cost_hat
         ends = {}
         for side, sel in (("lower", OFFSETS < 0), ("upper", OFFSETS > 0)):
-            ds, dc = np.abs(OFFSETS[sel]), delta[sel]
-            order = np.argsort(ds)
-            ds, dc = np.concatenate([[0.0], ds[order]]), np.concatenate([[0.0], dc[order]])
+            order = np.argsort(np.abs(OFFSETS[sel]))
+            dc = np.concatenate([[0.0], delta[sel][order]])
+            lv = np.concatenate([[np.log(value)], logs[j][sel][order][:, col]])
             hit = np.nonzero(dc >= h)[0]
             if hit.size == 0 or not np.isfinite(h):
                 ends[side] = None
@@ -129,14 +167,8 @@ def profile(
             k = int(hit[0])
             a, b = np.sqrt(max(dc[k - 1], 0.0)), np.sqrt(dc[k])
             f = (np.sqrt(h) - a) / (b - a) if b > a else 1.0
-            d = ds[k - 1] + f * (ds[k] - ds[k - 1])
-            ends[side] = _to_combination(
-                spec, name, theta_hat[i] + (d if side == "upper" else -d), phys, s_max
-            )
-        value = _to_combination(spec, name, theta_hat[i], phys, s_max)
-        if _to_combination(spec, name, theta_hat[i] + 1.0, phys, s_max) < value:  # decreasing in θ
-            ends = {"lower": ends["upper"], "upper": ends["lower"]}
-        out["parameters"][COMBINATION[name]] = {
+            ends[side] = float(np.exp(lv[k - 1] + f * (lv[k] - lv[k - 1])))
+        out["parameters"][name] = {
             "value": value,
             "lower": ends["lower"],
             "upper": ends["upper"],
@@ -144,7 +176,15 @@ def profile(
             "profile_cost_increase": delta.tolist(),
             "better_optimum_found": bool(np.nanmin(delta) < -max(0.1 * h, 1e-12 * cost_hat)),
         }
+    for name in flat_names:
+        out["parameters"][name] = {
+            "value": combinations(phys, s_max)[name],
+            "lower": None,
+            "upper": None,
+            "determined": False,
+            "exact_symmetry": True,
+        }
     return out
 
 
-__all__ = ["ANCHOR_WEIGHT", "COMBINATION", "OFFSETS", "combinations", "profile"]
+__all__ = ["ANCHOR_WEIGHT", "OFFSETS", "PROFILED", "combinations", "profile", "profiled_quantities"]

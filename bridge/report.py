@@ -156,10 +156,20 @@ def summary_lines(result: FitResult) -> list[str]:
         f"{result.basin_starts} reached the best basin, {result.seconds:.1f} s)",
         f"  mu1 = {val('mu1')}",
         f"  alpha = {val('alpha')}",
-        f"  tau*n_a = {val('tau_na')} sequences per unit of a's normalised time",
-        f"  n_bc/n_a = {val('ratio_bc')}   n_d/n_a = {val('ratio_d')}",
+        *(
+            [f"  alpha_eff = alpha q_a(0) q_d(0) = {val('alpha_eff')} (what the curves determine)"]
+            if ident.get("symmetries")
+            else []
+        ),
+        f"  tau*n_a*q_a(0) = {val('tau_na')} sequences per unit of a's normalised time",
+        f"  n_bc q_bc(0)/(n_a q_a(0)) = {val('ratio_bc')}   n_d q_d(0)/(n_a q_a(0)) = {val('ratio_d')}",
         "  eps (P(0)/n) = " + ", ".join(f"{v} {p['eps_' + v]:+.3g}" for v in ("a", "bc", "d")),
     ]
+    if ident.get("symmetries"):
+        lines.append(
+            f"  exact symmetries of the family: {ident['symmetries']} (target rescaling, docs/bridge.md); "
+            "the parameters they move are not determined by any data"
+        )
     if ident.get("not_determined"):
         lines.append(
             "  not determined: "
@@ -296,7 +306,8 @@ def table_markdown(rows: list[tuple[str, dict[str, Any]]]) -> str:
             s += f" [{'n.d.' if lo is None else f'{lo:.3g}'} … {'n.d.' if hi is None else f'{hi:.3g}'}]"
         return s
 
-    keys = ["mu1", "mu2", "alpha", "tau_na", "ratio_bc", "ratio_d", "dim_a", "dim_bc", "dim_d", "time_scale"]
+    keys = ["mu1", "mu2", "alpha", "alpha_eff", "tau_na", "ratio_bc", "ratio_d"]
+    keys += ["dim_a", "dim_bc", "dim_d", "time_scale"]
     head = "| parameter | " + " | ".join(name for name, _ in rows) + " |"
     sep = "|---|" + "---|" * len(rows)
     lines = [head, sep]

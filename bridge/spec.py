@@ -79,6 +79,11 @@ DEFAULTS: dict[str, float] = {
 }
 DEFAULTS.update({c: DEFAULTS[b] for c, b in C_PARAMETERS.items()})
 DEFAULT_FREE = ("span", "mu1", "alpha", "dim_bc", "dim_d", *EPS_NAMES)
+EXACT_FREE = (*DEFAULT_FREE, *Q0_NAMES, *C_PARAMETERS)
+"""The exact family (14 parameters): every vector's initial norm and c's own parameters free as well;
+it contains every seed of the full-vector toy up to gradient descent's departure from the flow
+(docs/bridge.md, "Why the fit misses")."""
+FAMILIES = {"default": DEFAULT_FREE, "exact": EXACT_FREE}
 # toy curve matched to each transformer curve by default (science.md §2–3)
 DEFAULT_MATCH = {"icl": "mechanism_1", "ciwl": "mechanism_2", "total": "total", "train_eval": "total"}
 # multi-start box (physical values, log-uniform) for parameters other than the span
@@ -268,6 +273,8 @@ def spec_for(
 __all__ = [
     "DEFAULTS",
     "DEFAULT_FREE",
+    "EXACT_FREE",
+    "FAMILIES",
     "DEFAULT_MATCH",
     "DIM_A_REFERENCE",
     "C_PARAMETERS",

@@ -90,6 +90,45 @@ def test_fit_never_worse_than_initial_guess(clean_fit):
     assert clean_fit.cost == np.min(costs)
 
 
+def test_cmaes_search_is_deterministic_and_never_worse(spec, clean_curves):
+    """The CMA-ES search (bridge.evolve): the same seed gives the same starts bit for bit; every
+    instance returns a point at least as good as the screened start it evolved (here strictly better:
+    the start is a random screen point, not the optimum); the record counts its evaluations."""
+    from bridge.evolve import EvolutionSettings, evolve
+    from bridge.starts import initial_guesses, screen_costs
+    from toymodels.precision import numerics
+
+    u = clean_curves.seen / clean_curves.seen[-1]
+    Y = np.stack([clean_curves.values[n] for n in CURVES])
+    sigma = Y.std(axis=1)
+    evo = EvolutionSettings(instances=2, popsize=8, generations=15)
+    with numerics("float64"):
+        starts, screen = initial_guesses(spec, u, Y, sigma, 3, 8, 0, SETTINGS.solve)
+        picked = np.asarray(screen["picked_costs"])
+        a, record = evolve(spec, SETTINGS.solve, starts, picked, u, Y, sigma, evo, 0, 3)
+        b, _ = evolve(spec, SETTINGS.solve, starts, picked, u, Y, sigma, evo, 0, 3)
+        costs = np.asarray(screen_costs(spec, SETTINGS.solve, a, u, Y, sigma))
+    assert a.shape == starts.shape and np.array_equal(a, b)
+    assert np.all(costs[:2] < picked[:2]), (costs, picked)
+    assert np.allclose(costs[:2], record["best_costs"], rtol=1e-9)
+    assert record["evaluations"] == record["generations"] * 2 * 8 and record["generations"] <= 15
+
+
+def test_cmaes_fit_recovers_noise_free_truth(spec, clean_curves):
+    """A fit whose starts come from CMA-ES reaches the noise-free truth as the screened fit does."""
+    import dataclasses
+
+    from bridge.evolve import EvolutionSettings
+
+    settings = dataclasses.replace(
+        SETTINGS, search="cmaes", evolution=EvolutionSettings(instances=2, popsize=8, generations=15)
+    )
+    result = fit_curves(clean_curves, spec, settings)
+    errs = rel_errors(result, TRUTH)
+    assert result.converged and max(errs.values()) < 1e-3, errs
+    assert result.screen["cmaes"]["instances"] == 2
+
+
 def test_noisy_recovery_and_profiles(spec):
     """0.1% noise: the parameters within 5% (the overlaps within 20%); the profile intervals of μ₁,
     α and the identifiable combinations contain the truth; the dimension level is not determined."""
@@ -340,6 +379,9 @@ def test_cli_bad_input_exit_2(tmp_path, clean_curves, capsys):
         (["--fix", "alpha"], "--fix"),
         (["--free", "mu1,alpha"], "--free"),
         (["--robust", "-1"], "--robust"),
+        (["--family", "exact", "--free", "mu1,alpha"], "--free"),
+        (["--search", "cmaes", "--cma-popsize", "2"], "--cma-popsize"),
+        (["--search", "cmaes", "--cma-generations", "0"], "--cma-generations"),
     ):
         assert main([str(log), "--out", str(tmp_path / "x"), *argv]) == 2
         err = capsys.readouterr().err.strip()
