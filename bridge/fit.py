@@ -28,7 +28,7 @@ from .logs import METRICS, parse_curve_names, read_log
 from .optimise import OptimiserSettings
 from .refine import refine_integer
 from .report import failure_line, fit_dict, overlay_figure, summary_lines, write_json_atomic
-from .spec import DEFAULT_FREE, FAMILIES, TOY_PARAMETERS, FitSpec, spec_for
+from .spec import FAMILIES, TOY_PARAMETERS, FitSpec, spec_for
 
 EXIT_BAD_INPUT = 2
 EXIT_NOT_CONVERGED = 3
@@ -77,13 +77,12 @@ def add_fit_arguments(p: argparse.ArgumentParser) -> None:
         choices=tuple(FAMILIES),
         default="default",
         help="the free parameters: default (8: q(0) = 1, c tied to b) or exact (14: every initial norm and "
-        "c's own parameters free; contains the toy's seeds, docs/bridge.md); --free overrides it",
+        "c's own parameters free; contains the toy's seeds, docs/bridge.md); or name them with --free",
     )
     g.add_argument(
         "--free",
         default=None,
-        help=f"toy parameters to fit, from {', '.join(TOY_PARAMETERS)} (default: those of --family: "
-        f"{','.join(DEFAULT_FREE)})",
+        help=f"toy parameters to fit, from {', '.join(TOY_PARAMETERS)} (None: those of --family)",
     )
     g.add_argument(
         "--fix",

@@ -271,10 +271,11 @@ def overlay_figure(result: FitResult):
     ax.axhline(floor, color="grey", ls="-", lw=0.6, alpha=0.5, label=f"solve tolerance ({floor:g})")
     ax.set_yscale("log")
     ax.set_xlabel("toy time t (= sequences seen / time scale)")
-    pp = result.params
+    comb = result.identifiability["combinations"]  # the identifiable ones (= α, n_x/n_a when q(0) = 1)
+    alpha = "α_eff" if result.identifiability.get("symmetries") else "α"
     ax.set_title(
-        f"fitted toy: α={pp['alpha']:.3g}, n_bc/n_a={pp['dim_bc'] / pp['dim_a']:.3g}, "
-        f"n_d/n_a={pp['dim_d'] / pp['dim_a']:.3g}" + ("" if result.converged else "  — FIT DID NOT CONVERGE"),
+        f"fitted toy: {alpha}={comb['alpha_eff']:.3g}, ratio_bc={comb['ratio_bc']:.3g}, "
+        f"ratio_d={comb['ratio_d']:.3g}" + ("" if result.converged else "  — FIT DID NOT CONVERGE"),
         fontsize=9,
     )
     ax.legend(fontsize=7)

@@ -101,7 +101,9 @@ def allowed(spec: FitSpec) -> np.ndarray:
 
 def generators(spec: FitSpec, theta: np.ndarray) -> np.ndarray:
     """The symmetry directions at θ in the fit's unconstrained coordinates, (p, k), k =
-    :func:`allowed`'s dimension: column j is dθ/dt along the group direction j (J @ it = 0)."""
+    :func:`allowed`'s dimension: column j is dθ/dt along the group direction j (J @ it = 0),
+    normalised to unit length (an overlap saturated at |ε| → 1 makes its component unbounded: the
+    direction is then that coordinate's own)."""
     basis = allowed(spec)
     if basis.shape[1] == 0:
         return np.zeros((len(spec.free), 0))
@@ -114,11 +116,14 @@ def generators(spec: FitSpec, theta: np.ndarray) -> np.ndarray:
             scale = 1.0 + np.exp(-t)  # θ = log(n − 1): dθ/d log n = n/(n − 1)
         elif name.startswith("eps_"):
             eps = np.tanh(EPS_UNIT * np.sinh(t))  # dθ/d log ε = ε / (dε/dθ)
-            scale = eps / (EPS_UNIT * np.cosh(t) * (1.0 - eps**2))
+            with np.errstate(divide="ignore", over="ignore"):
+                scale = eps / (EPS_UNIT * np.cosh(t) * (1.0 - eps**2))
+            # |ε| → 1 (tanh saturated in float64): the direction is along this coordinate alone
+            scale = scale if np.isfinite(scale) else np.copysign(1e150, eps)
         else:
             scale = 1.0  # θ = log value
         out[i] = scale * dlog
-    return out
+    return out / np.linalg.norm(out, axis=0, keepdims=True)
 
 
 def moved(spec: FitSpec) -> list[str]:
