@@ -303,7 +303,8 @@ def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSetting
     symmetry_residual = float(np.linalg.norm(J @ G) / norm) if G.shape[1] else 0.0
     failure = failure_reason(costs, np.asarray(res.initial_cost), np.asarray(res.converged), best, cond)
     stderr = _delta_method(spec, theta, cov, phys)
-    for name in moved(spec):  # along a symmetry: no local error means anything
+    moved_names = moved(spec)
+    for name in moved_names:  # along a symmetry: no local error means anything
         stderr[name] = np.nan
     phys["time_scale"] = s_max / phys["span"]
     if "span" in stderr:
@@ -330,7 +331,7 @@ def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSetting
         "dim_a_reference": phys["dim_a"],
         "symmetries": int(G.shape[1]),
         "symmetry_residual": symmetry_residual,
-        "moved_by_symmetries": moved(spec),
+        "moved_by_symmetries": moved_names,
     }
     if settings.profile and failure is None:
         with numerics("float64"):

@@ -108,17 +108,25 @@ def profile(
     names, V = profiled_quantities(spec, theta_hat, s_max)
     G = generators(spec, theta_hat)
     # a quantity an exact symmetry moves has a flat profile by construction: not profiled
-    flat = {
-        name
-        for name, v in zip(names, V)
-        if G.shape[1] and np.max(np.abs(v @ G)) > 1e-6 * np.linalg.norm(v) * np.linalg.norm(G)
-    }
-    V = np.stack([v for name, v in zip(names, V) if name not in flat]) if len(flat) < len(names) else V[:0]
-    flat_names, names = [n for n in names if n in flat], [n for n in names if n not in flat]
+    scale = np.linalg.norm(V, axis=1) * np.linalg.norm(G)
+    flat = np.max(np.abs(V @ G), axis=1, initial=0.0) > 1e-6 * scale
+    out: dict[str, Any] = {"threshold": 0.5 * CHI2_1_95 * s2, "offsets": OFFSETS.tolist(), "parameters": {}}
+    symmetric = {}  # reported after the profiled ones
+    for name in np.asarray(names)[flat]:
+        symmetric[str(name)] = {
+            "value": combinations(phys, s_max)[name],
+            "lower": None,
+            "upper": None,
+            "determined": False,
+            "exact_symmetry": True,
+        }
+    names, V = [n for n, f in zip(names, flat) if not f], V[~flat]
+    if not names:
+        out["parameters"] = symmetric
+        return out
     p = theta_hat.size
     rows, direction, target = [], [], []
-    for j in range(len(names)):
-        v = V[j]
+    for v in V:
         for d in OFFSETS:
             rows.append(theta_hat + d * v / float(v @ v))
             direction.append(v)
@@ -126,10 +134,10 @@ def profile(
     n = len(rows)
     pad = (-n) % batch
     rows += [theta_hat] * pad
-    direction += [np.zeros(p)] * pad
-    target += [0.0] * pad
-    direction, target = (np.stack(direction) if direction else np.zeros((0, p))), np.asarray(target)
+    direction = np.stack(direction + [np.zeros(p)] * pad)
+    target = np.asarray(target + [0.0] * pad)
     weight = np.where(np.arange(len(rows)) < n, ANCHOR_WEIGHT, 0.0)
+    log_combinations = jax.vmap(_log_combinations, in_axes=(None, 0, None))
     costs, logs = [], []
     with numerics("float64"):
         for b in range(0, len(rows), batch):
@@ -144,13 +152,10 @@ def profile(
             th = np.asarray(res.theta)
             pen = 0.5 * weight[sl] * (np.sum(direction[sl] * th, axis=1) - target[sl]) ** 2
             costs.append(np.asarray(res.cost) - pen)
-            logs.append(np.stack([np.asarray(_log_combinations(spec, jnp.asarray(t), s_max)) for t in th]))
-    if n == 0:
-        costs, logs = [np.zeros(0)], [np.zeros((0, len(PROFILED)))]
+            logs.append(np.asarray(log_combinations(spec, jnp.asarray(th), s_max)))
     costs = np.concatenate(costs)[:n].reshape(len(names), OFFSETS.size)
     logs = np.concatenate(logs)[:n].reshape(len(names), OFFSETS.size, len(PROFILED))
-    h = 0.5 * CHI2_1_95 * s2
-    out: dict[str, Any] = {"threshold": h, "offsets": OFFSETS.tolist(), "parameters": {}}
+    h = out["threshold"]
     for j, name in enumerate(names):
         col = PROFILED.index(name)
         value = combinations(phys, s_max)[name]
@@ -176,14 +181,7 @@ def profile(
             "profile_cost_increase": delta.tolist(),
             "better_optimum_found": bool(np.nanmin(delta) < -max(0.1 * h, 1e-12 * cost_hat)),
         }
-    for name in flat_names:
-        out["parameters"][name] = {
-            "value": combinations(phys, s_max)[name],
-            "lower": None,
-            "upper": None,
-            "determined": False,
-            "exact_symmetry": True,
-        }
+    out["parameters"].update(symmetric)
     return out
 
 
