@@ -14,6 +14,7 @@ import json
 import os
 import struct
 import sys
+import threading
 import types
 
 import numpy as np
@@ -85,11 +86,17 @@ def _offline_run(wandb_dir) -> tuple[list[dict], dict, str]:
 def runs(tmp_path_factory):
     """The same tiny run three times: with ``--wandb`` (offline), without, and through ``train`` with a
     recording callback."""
-    pytest.importorskip("wandb")
+    wandb = pytest.importorskip("wandb")
     root = tmp_path_factory.mktemp("tracking")
     with pytest.MonkeyPatch.context() as mp:
         _wandb_env(mp, root)
-        assert main([*FLAGS, "--out", str(root / "tracked"), "--wandb", "icl-test"]) == 0
+        try:
+            assert main([*FLAGS, "--out", str(root / "tracked"), "--wandb", "icl-test"]) == 0
+        finally:
+            # A finished run leaves wandb's service process and two threads (its asyncio loop and
+            # the service finaliser) alive for the rest of the test session; stop them here.
+            wandb.teardown()
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("wandb")]
     assert main([*FLAGS, "--out", str(root / "plain")]) == 0
     seen: list[Evaluation] = []
     cfg = preset_config("tiny", n_sequences=960, eval_every=20)
