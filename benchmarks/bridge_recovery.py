@@ -9,9 +9,10 @@ curve R² ≥ 0.98; μ₁, α within 25%; transience predicted exactly when the 
 ICL-loss minimum and fade times within 10%. Prints one Markdown row per case and a summary.
 
 Run: ``python benchmarks/bridge_recovery.py [--cases N] [--only NAMES] [--starts 8] [--profile]
-[--family exact] [--search cmaes]`` (``exact``: the 14-parameter family with every vector's initial
-norm and c's own parameters free; docs/bridge.md, "Why the fit misses"; ``cmaes``: the screen's best
-starts evolved by CMA-ES before the local minimisation, :mod:`bridge.evolve`). With ``--profile`` the
+[--family exact|typical] [--search cmaes|screen]`` (the defaults are the fit's: ``exact``, the
+14-parameter family with every vector's initial norm and c's own parameters free, docs/bridge.md,
+"Why the fit misses"; ``cmaes``, the screen's best starts evolved by CMA-ES before the local
+minimisation, :mod:`bridge.evolve`). With ``--profile`` the
 last column says, for μ₁', α' and α_eff = α'·q_a(0)·q_d(0) (the identifiable competition strength,
 :mod:`bridge.symmetry`), whether the 95 % profile interval is closed ("det") or open on a
 side ("open"), whether it holds the truth ("∋" / "∌") and its ends relative to the truth.
@@ -31,7 +32,7 @@ import numpy as np  # noqa: E402
 from bridge.fitting import SEARCHES, FitSettings, fit_curves  # noqa: E402
 from bridge.heldout import heldout_cases, score  # noqa: E402
 from bridge.optimise import OptimiserSettings  # noqa: E402
-from bridge.spec import FAMILIES, spec_for  # noqa: E402
+from bridge.spec import DEFAULT_FAMILY, FAMILIES, spec_for  # noqa: E402
 
 HEAD = (
     "| case | R² min | μ₁ err | α err | μ₁' err | α' err | α_eff err | fades (true/pred) | min-time err "
@@ -85,11 +86,14 @@ def main(argv=None) -> int:
     p.add_argument("--profile", action="store_true", help="also compute the profile intervals")
     p.add_argument(
         "--family",
-        choices=("default", "exact"),
-        default="default",
-        help="exact: also fit the initial norms q0 and c's own dimension, overlap and norm (14 parameters)",
+        choices=tuple(FAMILIES),
+        default=DEFAULT_FAMILY,
+        help="exact (the default): the initial norms q0 and c's own dimension, overlap and norm fitted as "
+        "well (14 parameters); typical: q(0) = 1, c tied to b (8)",
     )
-    p.add_argument("--search", choices=SEARCHES, default="screen", help="global search (bridge.fitting)")
+    p.add_argument(
+        "--search", choices=SEARCHES, default=FitSettings().search, help="global search (bridge.fitting)"
+    )
     p.add_argument("--only", default="", help="comma-separated case names (e.g. 'paper s0,alpha=0.3 s3')")
     args = p.parse_args(argv)
     t0 = time.perf_counter()

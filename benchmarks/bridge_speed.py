@@ -3,8 +3,9 @@
 The case is the paper setting, seed 7 (full-vector GD, :mod:`bridge.heldout`: 160 evaluations,
 random time scale and loss maps, 1–2% noise). Measured in one fresh process:
 
-* :func:`bridge.fitting.fit_curves` with the CLI's defaults but no profiles (global search over
-  48 candidates × 25 spans, 8 starts of Adam 40 + LM ≤ 80), compilation included;
+* :func:`bridge.fitting.fit_curves` with the CLI's defaults but no profiles (the exact family:
+  screen of 48 candidates × 25 spans, CMA-ES, 8 starts of Adam 40 + LM ≤ 120, the polish;
+  ``--family``/``--search`` choose others), compilation included;
 * the same fit again, warm;
 * the profile-likelihood intervals alone (warm; ``python -m bridge.fit`` computes them unless
   ``--no-profile``).
@@ -15,6 +16,7 @@ process's CPU time is printed too (on a shared machine, CPU time is the load-ind
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import sys
@@ -22,9 +24,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bridge.fitting import FitSettings, fit_curves  # noqa: E402
+from bridge.fitting import SEARCHES, FitSettings, fit_curves  # noqa: E402
 from bridge.heldout import Setting, heldout_cases, score  # noqa: E402
-from bridge.spec import spec_for  # noqa: E402
+from bridge.spec import FAMILIES, spec_for  # noqa: E402
 
 
 def timed(f):
@@ -33,13 +35,20 @@ def timed(f):
     return out, time.perf_counter() - t, time.process_time() - c
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--family", choices=tuple(FAMILIES), default=None, help="default: the fit's own")
+    p.add_argument("--search", choices=SEARCHES, default=None, help="default: the fit's own")
+    args = p.parse_args(argv)
     case = heldout_cases([Setting("paper", seeds=(7,))])[0]
-    spec = spec_for(["icl", "ciwl", "total"])
+    spec = spec_for(["icl", "ciwl", "total"], free=None if args.family is None else FAMILIES[args.family])
     settings = FitSettings(profile=False)
+    if args.search is not None:
+        settings = dataclasses.replace(settings, search=args.search)
     print(
-        f"blind fit of {case.name}: 3 curves × {case.curves.n_points} points, {settings.n_starts} starts, "
-        f"{settings.n_candidates} candidates; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+        f"blind fit of {case.name}: 3 curves × {case.curves.n_points} points, {len(spec.free)} free "
+        f"parameters, search {settings.search}, {settings.n_starts} starts, {settings.n_candidates} "
+        f"candidates; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
     )
     result, cold, cold_cpu = timed(lambda: fit_curves(case.curves, spec, settings))
     print(f"fit_curves, fresh process (incl. compilation): {cold:6.1f} s wall, {cold_cpu:6.1f} s CPU")

@@ -28,7 +28,7 @@ from .logs import METRICS, parse_curve_names, read_log
 from .optimise import OptimiserSettings
 from .refine import refine_integer
 from .report import failure_line, fit_dict, overlay_figure, summary_lines, write_json_atomic
-from .spec import FAMILIES, TOY_PARAMETERS, FitSpec, spec_for
+from .spec import DEFAULT_FAMILY, FAMILIES, TOY_PARAMETERS, FitSpec, spec_for
 
 EXIT_BAD_INPUT = 2
 EXIT_NOT_CONVERGED = 3
@@ -75,9 +75,10 @@ def add_fit_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--family",
         choices=tuple(FAMILIES),
-        default="default",
-        help="the free parameters: default (8: q(0) = 1, c tied to b) or exact (14: every initial norm and "
-        "c's own parameters free; contains the toy's seeds, docs/bridge.md); or name them with --free",
+        default=None,
+        help="the free parameters: exact (14: every initial norm and c's own parameters free; contains the "
+        f"toy's seeds, docs/bridge.md) or typical (8: q(0) = 1, c tied to b); default {DEFAULT_FAMILY}; "
+        "or name them with --free",
     )
     g.add_argument(
         "--free",
@@ -108,13 +109,21 @@ def add_fit_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--search",
         choices=SEARCHES,
-        default="screen",
-        help="global search: the screen's best points are the starts, or they are evolved by CMA-ES first "
-        "(bridge.evolve; recommended with the exact family, docs/bridge.md)",
+        default=FitSettings().search,
+        help="global search: the screen's best points are evolved by CMA-ES before the local minimisation "
+        "(bridge.evolve; the default), or they are its starts (screen)",
     )
-    g.add_argument("--cma-instances", type=int, default=4, help="CMA-ES instances (--search cmaes)")
-    g.add_argument("--cma-popsize", type=int, default=32, help="CMA-ES population per generation")
-    g.add_argument("--cma-generations", type=int, default=400, help="most CMA-ES generations")
+    evo = EvolutionSettings()
+    g.add_argument("--cma-instances", type=int, default=evo.instances, help="CMA-ES instances")
+    g.add_argument("--cma-popsize", type=int, default=evo.popsize, help="CMA-ES population per generation")
+    g.add_argument("--cma-generations", type=int, default=evo.generations, help="most CMA-ES generations")
+    g.add_argument(
+        "--cma-max-steps",
+        type=int,
+        default=evo.max_steps,
+        help="solver step budget of a CMA-ES fit's search, minimisation and profiles (its final curves "
+        "use the full budget)",
+    )
     g.add_argument("--no-profile", action="store_true", help="skip the profile-likelihood intervals (faster)")
     g.add_argument("--seed", type=int, default=0, help="seed of the random initial guesses")
     g.add_argument("--adam-steps", type=int, default=40)
@@ -151,12 +160,12 @@ def spec_and_settings(args: argparse.Namespace) -> tuple[FitSpec, FitSettings]:
     (raises ConfigError on bad flags)."""
     curves_names = parse_curve_names(args.curves)
     require(
-        args.free is None or args.family == "default",
+        args.free is None or args.family is None,
         "free",
-        "give either --free or --family exact, not both",
+        "give either --free or --family, not both",
     )
     if args.free is None:
-        free = FAMILIES[args.family]
+        free = FAMILIES[args.family or DEFAULT_FAMILY]
     else:
         free = tuple(s.strip() for s in args.free.split(",") if s.strip())
     require(args.adam_steps >= 0, "adam-steps", f"must be >= 0 (got {args.adam_steps})")
@@ -184,7 +193,10 @@ def spec_and_settings(args: argparse.Namespace) -> tuple[FitSpec, FitSettings]:
         horizon=args.horizon,
         search=args.search,
         evolution=EvolutionSettings(
-            instances=args.cma_instances, popsize=args.cma_popsize, generations=args.cma_generations
+            instances=args.cma_instances,
+            popsize=args.cma_popsize,
+            generations=args.cma_generations,
+            max_steps=args.cma_max_steps,
         ),
     )
     return spec, settings
@@ -206,9 +218,10 @@ def fit_from_args(args: argparse.Namespace, log_path: str) -> FitResult:
 
 
 def write_outputs(result: FitResult, out: str, plot: bool = True) -> list[str]:
-    """``fit.json`` and (optionally) ``fit.png`` in ``out``; returns the names written."""
+    """``fit.json`` and (optionally) ``fit.png`` in ``out``; returns the names written. A fit that did
+    not converge gets ``fit.json`` only: no figure presents it as a result."""
     written = []
-    if plot:
+    if plot and result.converged:
         from toymodels.plotting import save_figure  # matplotlib only when plotting
 
         save_figure(overlay_figure(result), os.path.join(out, "fit.png"))

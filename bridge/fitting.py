@@ -9,9 +9,12 @@ Pipeline of :func:`fit_curves`:
    ``n_starts`` become starts. With ``search = "cmaes"`` the best of them are then evolved by
    CMA-ES (:func:`bridge.evolve.evolve`) and its best points become the starts instead.
 3. Minimise every start (:func:`bridge.optimise.minimise_starts`, vmapped) and keep the best;
-   ``basin_starts`` counts the starts that reached its cost (within 1%).
+   if no start of the best basin converged, the best two continue alone with more iterations
+   (:func:`bridge.optimise.polish_best`); ``basin_starts`` counts the starts that reached the best
+   cost (within 1%).
 4. Convergence verdict: the fit has *failed* (``converged = False`` and ``failure`` says why) when
-   no start converged, the condition number of JᵀJ is not finite, or the best cost is no better
+   no start converged, J is numerically rank-deficient (the condition number of JᵀJ is +inf:
+   :func:`condition_number`), or the best cost is no better
    than that start's initial guess. Nothing downstream presents a failed fit as a result.
 5. Uncertainty: profile-likelihood intervals of μ₁, α and the identifiable combinations
    (:mod:`bridge.identify`); the Gauss–Newton covariance :math:`\hat s^2 (J^\top J)^{-1}` is kept as
@@ -40,7 +43,7 @@ from .evolve import EvolutionSettings, evolve
 from .identify import combinations, profile
 from .logs import Curves
 from .objective import mapped_curves
-from .optimise import OptimiserSettings, minimise_starts
+from .optimise import OptimiserSettings, minimise_starts, polish_best
 from .spec import DEFAULTS, EPS_UNIT, OVERLAP_NAMES, FitSpec
 from .starts import initial_guesses
 from .symmetry import generators, moved
@@ -58,8 +61,8 @@ class FitSettings:
     Attributes:
         n_starts: number of starts minimised (vmapped).
         n_candidates: random parameter sets screened for the starts (each × the span grid).
-        search: ``"screen"`` (the screen's best points are the starts) or ``"cmaes"`` (they are
-            evolved by CMA-ES first, :mod:`bridge.evolve`).
+        search: ``"cmaes"`` (the screen's best points are evolved by CMA-ES before the local
+            minimisation, :mod:`bridge.evolve`; the default) or ``"screen"`` (they are its starts).
         evolution: the CMA-ES budget (``search = "cmaes"`` only).
         seed: seed of the random candidates.
         profile: compute the profile-likelihood intervals (:mod:`bridge.identify`).
@@ -72,7 +75,7 @@ class FitSettings:
 
     n_starts: int = 8
     n_candidates: int = 48
-    search: str = "screen"
+    search: str = "cmaes"
     evolution: EvolutionSettings = EvolutionSettings()
     seed: int = 0
     profile: bool = True
@@ -222,6 +225,24 @@ def _prediction_grid(spec, phys, horizon, n):
     return u_grid, grid, h
 
 
+def condition_number(J: np.ndarray) -> float:
+    """The condition number of JᵀJ, (s_max/s_min)² from the singular values of J; +inf where J is
+    numerically rank-deficient — s_min ≤ s_max·max(m, p)·ε, NumPy's ``matrix_rank`` rule: a
+    direction the curves do not see to working precision.
+
+    From the singular values of J rather than the eigenvalues of JᵀJ: squaring J loses half the
+    digits, so an eigenvalue below ε·λ_max comes out with either sign, and the verdict on a fit
+    whose JᵀJ has a condition number near 1/ε (a real run: 3·10¹⁸, J's own 1.7·10⁹) flipped between
+    runs on the same optimum."""
+    J = np.asarray(J, float)
+    if J.size == 0 or not np.all(np.isfinite(J)):
+        return np.inf
+    s = np.linalg.svd(J, compute_uv=False)
+    if s[-1] <= s[0] * max(J.shape) * np.finfo(float).eps:
+        return np.inf
+    return float((s[0] / s[-1]) ** 2)
+
+
 def failure_reason(costs, initial_costs, converged, best: int, cond: float) -> str | None:
     """Why a fit failed (module docstring, step 4), or None."""
     if not np.isfinite(costs[best]):
@@ -229,7 +250,10 @@ def failure_reason(costs, initial_costs, converged, best: int, cond: float) -> s
     if not np.any(converged & np.isfinite(costs)):
         return "no start converged within the iteration budget (try --lm-steps or --starts)"
     if not np.isfinite(cond):
-        return "the condition number of JᵀJ is not finite (a parameter has no effect on the curves)"
+        return (
+            "the condition number of JᵀJ is not finite "
+            "(some direction of the parameters leaves the curves unchanged)"
+        )
     if not costs[best] < initial_costs[best]:
         return (
             f"the best cost {costs[best]:.4g} is no better than its initial guess {initial_costs[best]:.4g}"
@@ -252,13 +276,16 @@ def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSetting
     u = curves.seen / s_max
     Y = np.stack([curves.values[n] for n in spec.curve_names])
     sigma = Y.std(axis=1)
+    # a CMA-ES fit searches, minimises and profiles with a capped step budget (EvolutionSettings)
+    solve = settings.evolution.search_solve(settings.solve) if settings.search == "cmaes" else settings.solve
     theta0, screen = initial_guesses(
-        spec, u, Y, sigma, settings.n_starts, settings.n_candidates, settings.seed, settings.solve
+        spec, u, Y, sigma, settings.n_starts, settings.n_candidates, settings.seed, solve
     )
+    screen["seconds"] = time.perf_counter() - t0
     if settings.search == "cmaes":
         theta0, screen["cmaes"] = evolve(
             spec,
-            settings.solve,
+            solve,
             theta0,
             np.asarray(screen["picked_costs"]),
             u,
@@ -271,8 +298,10 @@ def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSetting
     args = (jnp.asarray(u), jnp.asarray(Y), jnp.asarray(sigma))
     with numerics("float64"):
         res = jax.device_get(
-            minimise_starts(spec, settings.solve, settings.optimiser, jnp.asarray(theta0), *args)
+            minimise_starts(spec, solve, settings.optimiser, jnp.asarray(theta0), *args)
         )
+        res, polished = polish_best(spec, solve, settings.optimiser, res, *args, BASIN_RTOL)
+        screen["polished"] = polished
         costs = np.where(np.isfinite(np.asarray(res.cost)), np.asarray(res.cost), np.inf)
         best = int(np.argmin(costs))
         theta = np.asarray(res.theta[best])
@@ -292,11 +321,9 @@ def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSetting
     G = generators(spec, theta)
     basis = np.linalg.svd(G)[0][:, G.shape[1] :] if G.shape[1] else np.eye(p)
     Jc = J @ basis
-    JtJ = Jc.T @ Jc
     try:
-        cov = s2 * basis @ np.linalg.pinv(JtJ) @ basis.T
-        ev = np.linalg.eigvalsh(JtJ)
-        cond = float(ev[-1] / ev[0]) if ev[0] > 0 else np.inf
+        cov = s2 * basis @ np.linalg.pinv(Jc.T @ Jc) @ basis.T
+        cond = condition_number(Jc)
     except np.linalg.LinAlgError:
         cov, cond = np.full((p, p), np.nan), np.inf
     norm = max(np.linalg.norm(J) * np.linalg.norm(G), 1e-300)
@@ -336,7 +363,7 @@ def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSetting
     if settings.profile and failure is None:
         with numerics("float64"):
             ident["profile"] = profile(
-                spec, settings.solve, settings.optimiser, theta, costs[best], s2, *args,
+                spec, solve, settings.optimiser, theta, costs[best], s2, *args,
                 phys, s_max, settings.n_starts,
             )  # fmt: skip
         for key, v in ident["profile"]["parameters"].items():
@@ -387,6 +414,7 @@ _mapped_jit = jax.jit(mapped_curves, static_argnums=(0, 5))
 __all__ = [
     "SEARCHES",
     "FitResult",
+    "condition_number",
     "FitSettings",
     "failure_reason",
     "fit_curves",

@@ -78,12 +78,16 @@ DEFAULTS: dict[str, float] = {
     **dict.fromkeys(Q0_NAMES, 1.0),
 }
 DEFAULTS.update({c: DEFAULTS[b] for c, b in C_PARAMETERS.items()})
-DEFAULT_FREE = ("span", "mu1", "alpha", "dim_bc", "dim_d", *EPS_NAMES)
-EXACT_FREE = (*DEFAULT_FREE, *Q0_NAMES, *C_PARAMETERS)
-"""The exact family (14 parameters): every vector's initial norm and c's own parameters free as well;
-it contains every seed of the full-vector toy up to gradient descent's departure from the flow
-(docs/bridge.md, "Why the fit misses")."""
-FAMILIES = {"default": DEFAULT_FREE, "exact": EXACT_FREE}
+TYPICAL_FREE = ("span", "mu1", "alpha", "dim_bc", "dim_d", *EPS_NAMES)
+"""The typical family (8 parameters): every initial norm at its typical value q(0) = 1, c tied to b.
+It has no exact symmetry, but it does not contain a real seed (docs/bridge.md, "Why the fit misses")."""
+EXACT_FREE = (*TYPICAL_FREE, *Q0_NAMES, *C_PARAMETERS)
+"""The exact family (14 parameters), the default: every vector's initial norm and c's own parameters
+free as well; it contains every seed of the full-vector toy up to gradient descent's departure from
+the flow (docs/bridge.md, "Why the fit misses"). It has two exact symmetries (:mod:`bridge.symmetry`):
+α alone is not determined by any curves, α_eff = α·q_a(0)·q_d(0) is."""
+FAMILIES = {"exact": EXACT_FREE, "typical": TYPICAL_FREE}
+DEFAULT_FAMILY = "exact"
 # toy curve matched to each transformer curve by default (science.md §2–3)
 DEFAULT_MATCH = {"icl": "mechanism_1", "ciwl": "mechanism_2", "total": "total", "train_eval": "total"}
 # multi-start box (physical values, log-uniform) for parameters other than the span
@@ -118,7 +122,7 @@ class FitSpec:
         ("ciwl", "mechanism_2"),
         ("total", "total"),
     )
-    free: tuple[str, ...] = DEFAULT_FREE
+    free: tuple[str, ...] = FAMILIES[DEFAULT_FAMILY]
     fixed: tuple[tuple[str, float], ...] = ()
     robust: float | None = None
 
@@ -256,7 +260,8 @@ def spec_for(
     robust: float | None = None,
     match: Mapping[str, str] | None = None,
 ) -> FitSpec:
-    """A :class:`FitSpec` pairing each transformer curve with its default toy curve."""
+    """A :class:`FitSpec` pairing each transformer curve with its default toy curve; ``free`` defaults to
+    the :data:`DEFAULT_FAMILY` (the exact family)."""
     match = {**DEFAULT_MATCH, **(match or {})}
     for c in curves:
         require(
@@ -264,7 +269,7 @@ def spec_for(
         )
     return FitSpec(
         curves=tuple((c, match[c]) for c in curves),
-        free=tuple(DEFAULT_FREE if free is None else free),
+        free=tuple(FAMILIES[DEFAULT_FAMILY] if free is None else free),
         fixed=tuple((fixed or {}).items()),
         robust=robust,
     )
@@ -272,7 +277,7 @@ def spec_for(
 
 __all__ = [
     "DEFAULTS",
-    "DEFAULT_FREE",
+    "DEFAULT_FAMILY",
     "EXACT_FREE",
     "FAMILIES",
     "DEFAULT_MATCH",
@@ -284,5 +289,6 @@ __all__ = [
     "Q0_NAMES",
     "START_BOX",
     "TOY_PARAMETERS",
+    "TYPICAL_FREE",
     "spec_for",
 ]

@@ -3,7 +3,8 @@
     python paper_figs/bridge_cpu_quick.py --log RUN/log.h5 [--starts 8]
 
 Fits the coopetition toy to the run's ICL, CIWL and training-loss (``train_eval``) curves with
-:func:`bridge.fitting.fit_curves` (defaults of ``python -m bridge.fit``) and writes
+:func:`bridge.fitting.fit_curves` (defaults of ``python -m bridge.fit``: the exact family, CMA-ES)
+and writes
 ``paper_figs/bridge_cpu_quick_overlay.png`` (overlay, residuals, toy in its own units),
 ``paper_figs/bridge_cpu_quick_fit.json`` (the full ``fit.json``) and
 ``paper_figs/bridge_cpu_quick_fit.md`` (parameter table with standard errors, R² per curve,
@@ -38,15 +39,18 @@ def main(argv=None) -> int:
     p.add_argument("--starts", type=int, default=8)
     p.add_argument("--candidates", type=int, default=48, help="random parameter sets screened for the starts")
     p.add_argument("--no-profile", action="store_true", help="skip the profile-likelihood intervals")
-    p.add_argument("--lm-steps", type=int, default=80, help="Levenberg–Marquardt iteration cap per start")
+    p.add_argument("--lm-steps", type=int, default=120, help="Levenberg–Marquardt iteration cap per start")
     p.add_argument("--skip-first", type=int, default=0, help="leave out the first N evaluations")
     p.add_argument(
         "--max-seen", type=float, default=None, help="fit only evaluations up to this many sequences seen"
     )
+    p.add_argument("--family", choices=("exact", "typical"), default=None, help="default: the fit's (exact)")
+    p.add_argument("--search", choices=("cmaes", "screen"), default=None, help="default: the fit's (cmaes)")
     p.add_argument("--prefix", default="bridge_cpu_quick", help="output file prefix in paper_figs/")
     args = p.parse_args(argv)
 
     from bridge import (
+        FAMILIES,
         FitSettings,
         OptimiserSettings,
         fit_curves,
@@ -68,8 +72,10 @@ def main(argv=None) -> int:
         n_candidates=args.candidates,
         profile=not args.no_profile,
         optimiser=OptimiserSettings(lm_steps=args.lm_steps),
+        **({} if args.search is None else {"search": args.search}),
     )
-    result = fit_curves(curves, spec_for(names), settings)
+    free = None if args.family is None else FAMILIES[args.family]
+    result = fit_curves(curves, spec_for(names, free=free), settings)
     d = fit_dict(result)
     if not result.converged:  # loud: no figure or table presents a failed fit as a result
         print(f"error: fit did not converge: {result.failure}", file=sys.stderr)
@@ -84,6 +90,8 @@ def main(argv=None) -> int:
         "Run config: " + ", ".join(f"{k}={cfg[k]}" for k in CONFIG_KEYS if k in cfg) + ".",
         f"Command: `python paper_figs/bridge_cpu_quick.py --log {args.log} --starts {args.starts} "
         f"--candidates {args.candidates} --lm-steps {args.lm_steps} --skip-first {args.skip_first}"
+        + (f" --family {args.family}" if args.family else "")
+        + (f" --search {args.search}" if args.search else "")
         + (" --no-profile" if args.no_profile else "")
         + (f" --max-seen {args.max_seen:g}" if args.max_seen else "")
         + "`\n",

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bridge.objective import residuals
-from bridge.spec import DEFAULT_FREE, EXACT_FREE, Q0_NAMES, spec_for
+from bridge.spec import EXACT_FREE, Q0_NAMES, TYPICAL_FREE, spec_for
 from bridge.symmetry import act, allowed, generators, identifiable, moved
 from bridge.toy import SolveSettings, toy_curves
 from toymodels.precision import numerics
@@ -79,9 +79,11 @@ def test_generators_are_null_directions_of_the_jacobian(spec):
 
 
 def test_a_family_has_the_symmetries_it_frees():
-    assert allowed(spec_for(CURVES)).shape[1] == 0  # q(0) = 1: none; α is determined
-    assert moved(spec_for(CURVES)) == []
-    assert allowed(spec_for(CURVES, free=DEFAULT_FREE + Q0_NAMES)).shape[1] == 1  # c tied to b
+    typical = spec_for(CURVES, free=TYPICAL_FREE)
+    assert allowed(typical).shape[1] == 0  # q(0) = 1: none; α is determined
+    assert moved(typical) == []
+    assert spec_for(CURVES).free == EXACT_FREE  # the default family
+    assert allowed(spec_for(CURVES, free=TYPICAL_FREE + Q0_NAMES)).shape[1] == 1  # c tied to b
     assert allowed(spec_for(CURVES, free=EXACT_FREE)).shape[1] == 2
     assert "alpha" in moved(spec_for(CURVES, free=EXACT_FREE)) and "mu1" not in moved(
         spec_for(CURVES, free=EXACT_FREE)
@@ -92,7 +94,7 @@ def test_a_family_has_the_symmetries_it_frees():
 
 def test_profiled_quantities_follow_the_family(spec):
     """The exact family profiles α (flat: moved by the symmetry) and α_eff, whose log-gradient is
-    e_α + e_{q_a} + e_{q_d}; the default family profiles α only (there α_eff = α)."""
+    e_α + e_{q_a} + e_{q_d}; the typical family profiles α only (there α_eff = α)."""
     from bridge.identify import profiled_quantities
 
     names, V = profiled_quantities(spec, spec.unconstrained(VALUES), 1e6)
@@ -104,6 +106,6 @@ def test_profiled_quantities_follow_the_family(spec):
     # every profiled combination is invariant: its gradient is orthogonal to the symmetry directions
     G = generators(spec, spec.unconstrained(VALUES))
     assert np.allclose(V[[0, 2, 3, 4, 5]] @ G, 0.0, atol=1e-9)
-    default = spec_for(CURVES)
-    names_default, _ = profiled_quantities(default, default.unconstrained(VALUES), 1e6)
-    assert names_default == ["mu1", "alpha", "tau_na", "ratio_bc", "ratio_d"]
+    typical = spec_for(CURVES, free=TYPICAL_FREE)
+    names_typical, _ = profiled_quantities(typical, typical.unconstrained(VALUES), 1e6)
+    assert names_typical == ["mu1", "alpha", "tau_na", "ratio_bc", "ratio_d"]
