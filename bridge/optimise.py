@@ -258,7 +258,7 @@ def polish_best(
     initial cost kept) and the indices continued.
 
     Why: in the exact family the best basin is a long, curved, nearly flat valley (condition numbers
-    10⁸–10¹² on the symmetry's complement), where LM creeps — α = 0.3 s3 of the held-out cases went
+    10⁸–10¹³ on the symmetry's complement), where LM creeps — α = 0.3 s3 of the held-out cases went
     from a cost of 5.14·10⁻⁴ at 120 iterations to the truth's 4.95·10⁻⁴ at ≈ 560 —, and under vmap
     every start runs until the slowest stops, so raising ``lm_steps`` for all 8 starts costs 8× what
     continuing the 2 that matter does. A fit whose best start converged is not touched."""
@@ -269,7 +269,8 @@ def polish_best(
     in_basin = costs <= costs.min() * (1 + basin_rtol) + 1e-300
     if np.any(in_basin & conv):
         return res, []
-    pick = [int(i) for i in np.argsort(costs, kind="stable")[: opt.polish_starts] if np.isfinite(costs[i])]
+    order = np.argsort(costs, kind="stable")
+    pick = [int(i) for i in order if np.isfinite(costs[i]) and not conv[i]][: opt.polish_starts]
     more_opt = dataclasses.replace(opt, adam_steps=0, lm_steps=opt.polish_lm_steps)
     theta0 = jnp.asarray(np.asarray(res.theta)[pick])
     more = jax.device_get(minimise_starts(spec, solve, more_opt, theta0, u, Y, sigma))
