@@ -275,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = fit_from_args(args, args.log)
         out = prepare_output_dir(args.out)
         if not result.converged:
-            write_json_atomic(fit_dict(result), os.path.join(out, "fit.json"))
+            write_outputs(result, out)  # fit.json only
             print(f"error: {failure_line(result)} (fit.json records it)", file=sys.stderr)
             return EXIT_NOT_CONVERGED
         refine = None
