@@ -70,6 +70,10 @@ class EvolutionSettings:
     sigma0: float = 1.0
     max_steps: int = 512
 
+    def generation_size(self, n_starts: int) -> int:
+        """Points scored per generation by :func:`evolve` given ``n_starts`` screened starts."""
+        return min(self.instances, n_starts) * self.popsize
+
     def search_solve(self, solve: SolveSettings) -> SolveSettings:
         """``solve`` with its step budget capped at :attr:`max_steps`."""
         return dataclasses.replace(solve, max_steps=min(solve.max_steps, self.max_steps))

@@ -278,8 +278,10 @@ def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSetting
     sigma = Y.std(axis=1)
     # a CMA-ES fit searches, minimises and profiles with a capped step budget (EvolutionSettings)
     solve = settings.evolution.search_solve(settings.solve) if settings.search == "cmaes" else settings.solve
+    # a CMA-ES fit screens in batches of a generation's size: the evolution's compiled program
+    batch = settings.evolution.generation_size(settings.n_starts) if settings.search == "cmaes" else None
     theta0, screen = initial_guesses(
-        spec, u, Y, sigma, settings.n_starts, settings.n_candidates, settings.seed, solve
+        spec, u, Y, sigma, settings.n_starts, settings.n_candidates, settings.seed, solve, batch
     )
     screen["seconds"] = time.perf_counter() - t0
     if settings.search == "cmaes":

@@ -149,6 +149,8 @@ def profile(
                 target=jnp.asarray(target[sl]),
                 weight=jnp.asarray(weight[sl]),
                 adam_steps=jnp.zeros((batch,), jnp.int32),
+                # a profile point has no Adam phase and spends the whole budget in LM
+                lm_steps=jnp.full((batch,), opt.adam_steps + opt.lm_steps, jnp.int32),
             )
             res = minimise_starts(spec, solve, opt, jnp.asarray(np.stack(rows[sl])), u, Y, sigma, anchor)
             th = np.asarray(res.theta)
