@@ -269,9 +269,11 @@ def polish_best(
     10⁸–10¹³ on the symmetry's complement), where LM creeps — α = 0.3 s3 of the held-out cases went
     from a cost of 5.14·10⁻⁴ at 120 iterations to the truth's 4.95·10⁻⁴ at ≈ 560 —, and under vmap
     every start runs until the slowest stops, so raising ``lm_steps`` for all 8 starts costs 8× what
-    continuing the 2 that matter does (a padding start's solves stop at once). Continuing in the fit's
-    program rather than a 2-start one saves its compilation (≈ 15 s of a fresh fit's 108 s on the
-    speed case). A fit whose best start converged is not touched."""
+    continuing the 2 that matter does. Continuing in the fit's program rather than a 2-start one
+    saves that program's compilation, but every inner solver step then computes all the batch's
+    lanes, padding included (speed case: 16.3 s fresh and 15.6 s warm, against 25.8 s and 5.5 s
+    for a 2-start program; kept for ``python -m bridge.fit``, one fit per process, docs/bridge.md
+    "Speed"). A fit whose best start converged is not touched."""
     costs = np.where(np.isfinite(np.asarray(res.cost)), np.asarray(res.cost), np.inf)
     if opt.polish_starts == 0 or not np.isfinite(costs.min()):
         return res, []
@@ -282,7 +284,7 @@ def polish_best(
     order = np.argsort(costs, kind="stable")
     pick = [int(i) for i in order if np.isfinite(costs[i]) and not conv[i]][: opt.polish_starts]
     n, p = np.shape(res.theta)
-    theta0 = np.zeros((n, p))  # padding: span e^0 = 1, a near-instant solve, and no iterations
+    theta0 = np.zeros((n, p))  # padding starts (θ = 0, span 1) with no iterations
     theta0[: len(pick)] = np.asarray(res.theta)[pick]
     anchor = Anchor(
         direction=jnp.zeros((n, p)),
