@@ -261,8 +261,8 @@ def polish_best(
     """Continue the best starts of ``res`` (NumPy, from :func:`minimise_starts`) when none of the
     best basin (cost within ``basin_rtol`` of the best) converged: the ``opt.polish_starts`` best
     starts that ran out of iterations get up to ``opt.polish_lm_steps`` more LM iterations (no Adam),
-    through the fit's own compiled program (the batch padded with starts of no budget at a trivially
-    cheap point, as the profiles do). Returns the merged result (their iterations summed, their
+    through the fit's own compiled program (the batch padded with starts of no budget, as the
+    profiles pad theirs). Returns the merged result (their iterations summed, their
     initial cost kept) and the indices continued.
 
     Why: in the exact family the best basin is a long, curved, nearly flat valley (condition numbers
