@@ -43,7 +43,7 @@ from .evolve import EvolutionSettings, evolve
 from .identify import combinations, profile
 from .logs import Curves
 from .objective import mapped_curves
-from .optimise import OptimiserSettings, minimise_starts, polish_best
+from .optimise import OptimiserSettings, best_basin, minimise_starts, polish_best
 from .spec import DEFAULTS, EPS_UNIT, OVERLAP_NAMES, FitSpec
 from .starts import initial_guesses
 from .symmetry import generators, moved
@@ -374,7 +374,7 @@ def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSetting
     for key in ident["moved_by_symmetries"]:  # not determined by any data (exact symmetry)
         if key not in ident["not_determined"]:
             ident["not_determined"].append(key)
-    in_basin = costs <= costs[best] * (1 + BASIN_RTOL) + 1e-300
+    in_basin = best_basin(costs, BASIN_RTOL)
     basin = int(np.sum(in_basin))
     best_converged = bool(np.any(in_basin & np.asarray(res.converged)))
     return FitResult(

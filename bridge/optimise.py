@@ -254,6 +254,11 @@ def minimise_starts(
     return _minimise_starts(spec, solve, opt, theta0, u, Y, sigma, anchor)
 
 
+def best_basin(costs: np.ndarray, rtol: float) -> np.ndarray:
+    """Mask of the starts whose cost (+inf for a failed start) is within ``rtol`` of the best."""
+    return costs <= np.min(costs) * (1 + rtol) + 1e-300
+
+
 def polish_best(
     spec: FitSpec, solve: SolveSettings, opt: OptimiserSettings, res: StartResult, u, Y, sigma,
     basin_rtol: float,
@@ -278,8 +283,7 @@ def polish_best(
     if opt.polish_starts == 0 or not np.isfinite(costs.min()):
         return res, []
     conv = np.asarray(res.converged)
-    in_basin = costs <= costs.min() * (1 + basin_rtol) + 1e-300
-    if np.any(in_basin & conv):
+    if np.any(best_basin(costs, basin_rtol) & conv):
         return res, []
     order = np.argsort(costs, kind="stable")
     pick = [int(i) for i in order if np.isfinite(costs[i]) and not conv[i]][: opt.polish_starts]
@@ -323,6 +327,7 @@ __all__ = [
     "OptimiserSettings",
     "StartResult",
     "anchored_residuals",
+    "best_basin",
     "minimise_one",
     "minimise_starts",
     "minimise_starts_loop",
