@@ -36,7 +36,7 @@ from bridge.spec import DEFAULT_FAMILY, FAMILIES, spec_for  # noqa: E402
 
 HEAD = (
     "| case | R² min | μ₁ err | α err | μ₁' err | α' err | α_eff err | fades (true/pred) | min-time err "
-    "| fade-time err | basin | s | meets (μ₁, α) | meets (μ₁', α_eff) | μ₁', α', α_eff intervals |"
+    "| fade-time err | basin | searches | s | meets (μ₁, α) | meets (μ₁', α_eff) | μ₁', α', α_eff intervals |"
 )
 
 
@@ -70,6 +70,7 @@ def row(name: str, s: dict) -> str:
         pct(s["peak_err"]),
         pct(s["fade_err"]),
         str(s["basin"]),
+        s["searches"],
         f"{s['seconds']:.0f}",
         meets,
         yn(s["meets_identifiable"]),
@@ -94,6 +95,9 @@ def main(argv=None) -> int:
     p.add_argument(
         "--search", choices=SEARCHES, default=FitSettings().search, help="global search (bridge.fitting)"
     )
+    p.add_argument(
+        "--searches", type=int, default=FitSettings().searches, help="independent global searches"
+    )
     p.add_argument("--only", default="", help="comma-separated case names (e.g. 'paper s0,alpha=0.3 s3')")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
@@ -112,6 +116,7 @@ def main(argv=None) -> int:
         profile=args.profile,
         optimiser=OptimiserSettings(lm_steps=args.lm_steps),
         search=args.search,
+        searches=args.searches,
     )
     free = FAMILIES[args.family]
     spec = spec_for(["icl", "ciwl", "total"], free=free)

@@ -3,9 +3,10 @@
 The case is the paper setting, seed 7 (full-vector GD, :mod:`bridge.heldout`: 160 evaluations,
 random time scale and loss maps, 1–2% noise). Measured in one fresh process:
 
-* :func:`bridge.fitting.fit_curves` with the CLI's defaults but no profiles (the exact family:
-  screen of 48 candidates × 25 spans, CMA-ES, 8 starts of Adam 40 + LM ≤ 120, the polish;
-  ``--family``/``--search`` choose others), compilation included;
+* :func:`bridge.fitting.fit_curves` with the CLI's defaults but no profiles (the exact family, two
+  independent searches — each a screen of 48 candidates × 25 spans, CMA-ES, 8 starts of Adam 40 +
+  LM ≤ 120 —, the polish; ``--family``/``--search``/``--searches`` choose others), compilation
+  included;
 * the same fit again, warm;
 * the profile-likelihood intervals alone (warm; ``python -m bridge.fit`` computes them unless
   ``--no-profile``).
@@ -46,6 +47,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--family", choices=tuple(FAMILIES), default=None, help="default: the fit's own")
     p.add_argument("--search", choices=SEARCHES, default=None, help="default: the fit's own")
+    p.add_argument("--searches", type=int, default=None, help="default: the fit's own")
     p.add_argument(
         "--persistent-cache", action="store_true", help="also two fresh processes sharing a compilation cache"
     )
@@ -60,14 +62,16 @@ def main(argv=None) -> int:
     settings = FitSettings(profile=False)
     if args.search is not None:
         settings = dataclasses.replace(settings, search=args.search)
+    if args.searches is not None:
+        settings = dataclasses.replace(settings, searches=args.searches)
     if args.one_fit:
         _, wall, cpu = timed(lambda: fit_curves(case.curves, spec, settings))
         print(f"{wall:.1f} {cpu:.1f}")
         return 0
     print(
         f"blind fit of {case.name}: 3 curves × {case.curves.n_points} points, {len(spec.free)} free "
-        f"parameters, search {settings.search}, {settings.n_starts} starts, {settings.n_candidates} "
-        f"candidates; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+        f"parameters, search {settings.search} × {settings.searches}, {settings.n_starts} starts, "
+        f"{settings.n_candidates} candidates; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
     )
     result, cold, cold_cpu = timed(lambda: fit_curves(case.curves, spec, settings))
     print(f"fit_curves, fresh process (incl. compilation): {cold:6.1f} s wall, {cold_cpu:6.1f} s CPU")
@@ -82,7 +86,8 @@ def main(argv=None) -> int:
     print(f"score: {s}")
     if args.persistent_cache:
         child = [sys.executable, os.path.abspath(__file__), "--one-fit"]
-        child += [f"--{k}={v}" for k, v in (("family", args.family), ("search", args.search)) if v]
+        chosen = (("family", args.family), ("search", args.search), ("searches", args.searches))
+        child += [f"--{k}={v}" for k, v in chosen if v]
         with tempfile.TemporaryDirectory() as cache:
             env = {**os.environ, "ICL_COOPETITION_CACHE_DIR": cache}
             for label in ("first process (fills the cache)", "second process (loads it)   "):

@@ -12,6 +12,7 @@ Modules: :mod:`bridge.logs` (curves from a log), :mod:`bridge.spec` (what is fit
 :mod:`bridge.toy` (the reduced toy as a differentiable function), :mod:`bridge.objective`
 (variable projection), :mod:`bridge.optimise` (Adam then Levenberg–Marquardt, multi-start),
 :mod:`bridge.starts` (global search), :mod:`bridge.evolve` (its CMA-ES stage),
+:mod:`bridge.searches` (independent searches, minimised and merged),
 :mod:`bridge.symmetry` (the family's exact symmetries), :mod:`bridge.identify` (profiles, identifiable
 combinations), :mod:`bridge.verdict` (the transience verdict), :mod:`bridge.heldout` (held-out
 curves from full-vector GD), :mod:`bridge.fitting` (the pipeline), :mod:`bridge.report`
@@ -46,6 +47,7 @@ _EXPORTS = {
     "initial_guesses": "starts",
     "EvolutionSettings": "evolve",
     "evolve": "evolve",
+    "run_searches": "searches",
     "EXACT_FREE": "spec",
     "TYPICAL_FREE": "spec",
     "FAMILIES": "spec",

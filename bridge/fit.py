@@ -113,6 +113,13 @@ def add_fit_arguments(p: argparse.ArgumentParser) -> None:
         help="global search: the screen's best points are evolved by CMA-ES before the local minimisation "
         "(bridge.evolve; the default), or they are its starts (screen)",
     )
+    g.add_argument(
+        "--searches",
+        type=int,
+        default=FitSettings().searches,
+        help="independent global searches (seeds SEED, SEED+1000, ...); the fit is the best point of all "
+        "of them, and it warns when not every search reached that basin",
+    )
     evo = EvolutionSettings()
     g.add_argument("--cma-instances", type=int, default=evo.instances, help="CMA-ES instances")
     g.add_argument("--cma-popsize", type=int, default=evo.popsize, help="CMA-ES population per generation")
@@ -192,6 +199,7 @@ def spec_and_settings(args: argparse.Namespace) -> tuple[FitSpec, FitSettings]:
         optimiser=OptimiserSettings(adam_steps=args.adam_steps, lm_steps=args.lm_steps),
         horizon=args.horizon,
         search=args.search,
+        searches=args.searches,
         evolution=EvolutionSettings(
             instances=args.cma_instances,
             popsize=args.cma_popsize,

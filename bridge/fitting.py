@@ -7,11 +7,15 @@ Pipeline of :func:`fit_curves`:
 2. Global search (:func:`bridge.starts.initial_guesses`): ``n_candidates`` random parameter sets ×
    a log grid of spans, screened by their cost in one vmapped forward solve; the best
    ``n_starts`` become starts. With ``search = "cmaes"`` the best of them are then evolved by
-   CMA-ES (:func:`bridge.evolve.evolve`) and its best points become the starts instead.
-3. Minimise every start (:func:`bridge.optimise.minimise_starts`, vmapped) and keep the best;
-   if no start of the best basin converged, the best two continue alone with more iterations
-   (:func:`bridge.optimise.polish_best`); ``basin_starts`` counts the starts that reached the best
-   cost (within 1%).
+   CMA-ES (:func:`bridge.evolve.evolve`) and its best points become the starts instead. The search
+   runs ``searches`` times (2 by default) with independent seeds, each contributing ``n_starts``
+   starts: which basin one search reaches is close to a coin toss on some held-out cases, and the
+   wrong basins cost clearly more than the right one (docs/bridge.md, "Search or data?").
+3. Minimise every start (:func:`bridge.optimise.minimise_starts`, vmapped, one search's starts at a
+   time) and keep the best; in a search whose best basin has no converged start, its best two
+   continue alone with more iterations (:func:`bridge.optimise.polish_best`); ``basin_starts``
+   counts the starts that reached the best cost (within 1%), ``searches_in_best_basin`` the
+   searches that did.
 4. Convergence verdict: the fit has *failed* (``converged = False`` and ``failure`` says why) when
    no start converged, J is numerically rank-deficient (the condition number of JᵀJ is +inf:
    :func:`condition_number`), or the best cost is no better
@@ -39,13 +43,13 @@ import numpy as np
 from toymodels.errors import require
 from toymodels.precision import numerics
 
-from .evolve import EvolutionSettings, evolve
+from .evolve import EvolutionSettings
 from .identify import combinations, profile
 from .logs import Curves
 from .objective import mapped_curves
-from .optimise import OptimiserSettings, best_basin, minimise_starts, polish_best
+from .optimise import OptimiserSettings, best_basin
+from .searches import run_searches, search_agreement
 from .spec import DEFAULTS, EPS_UNIT, OVERLAP_NAMES, FitSpec
-from .starts import initial_guesses
 from .symmetry import generators, moved
 from .toy import SolveSettings, toy_curves
 from .verdict import transience
@@ -64,7 +68,11 @@ class FitSettings:
         search: ``"cmaes"`` (the screen's best points are evolved by CMA-ES before the local
             minimisation, :mod:`bridge.evolve`; the default) or ``"screen"`` (they are its starts).
         evolution: the CMA-ES budget (``search = "cmaes"`` only).
-        seed: seed of the random candidates.
+        searches: independent global searches (screen, and CMA-ES if chosen), search i with seed
+            ``seed + SEARCH_SEED_STRIDE·i`` (:mod:`bridge.searches`); each search's ``n_starts``
+            starts are minimised, and the best point of all of them is the fit (:func:`fit_curves`,
+            step 2).
+        seed: seed of the random candidates (of the first search).
         profile: compute the profile-likelihood intervals (:mod:`bridge.identify`).
         optimiser: iteration budget per start.
         solve: Diffrax tolerances of the toy solve.
@@ -77,6 +85,7 @@ class FitSettings:
     n_candidates: int = 48
     search: str = "cmaes"
     evolution: EvolutionSettings = EvolutionSettings()
+    searches: int = 2
     seed: int = 0
     profile: bool = True
     optimiser: OptimiserSettings = OptimiserSettings()
@@ -95,6 +104,11 @@ class FitSettings:
             int(self.n_candidates) == self.n_candidates and self.n_candidates >= 1,
             "candidates",
             f"must be an integer >= 1 (got {self.n_candidates})",
+        )
+        require(
+            int(self.searches) == self.searches and self.searches >= 1,
+            "searches",
+            f"must be an integer >= 1 (got {self.searches})",
         )
         require(
             self.search in SEARCHES, "search", f"must be one of {', '.join(SEARCHES)} (got {self.search!r})"
@@ -126,7 +140,11 @@ class FitResult:
         converged, failure: the verdict on the whole fit (module docstring, step 4).
         basin_starts: starts whose cost is within 1% of the best; best_converged: whether one of
             them converged (if not, the reported point hit the iteration cap: a warning, not a failure).
-        screen: record of the global search; identifiability: profile intervals and combinations.
+        searches_in_best_basin: how many of the independent searches (``settings.searches``) have a
+            start in the best basin (fewer than all: a warning — the others ended in worse basins).
+        screen: record of the global searches (``searches``: one record each, with their seeds),
+            their best costs, the count above and the polished starts; identifiability: profile
+            intervals and combinations.
     """
 
     spec: FitSpec
@@ -156,6 +174,7 @@ class FitResult:
     failure: str | None = None
     basin_starts: int = 0
     best_converged: bool = True
+    searches_in_best_basin: int = 1
     screen: dict[str, Any] = dataclasses.field(default_factory=dict)
     identifiability: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -278,32 +297,9 @@ def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSetting
     sigma = Y.std(axis=1)
     # a CMA-ES fit searches, minimises and profiles with a capped step budget (EvolutionSettings)
     solve = settings.evolution.search_solve(settings.solve) if settings.search == "cmaes" else settings.solve
-    # a CMA-ES fit screens in batches of a generation's size: the evolution's compiled program
-    batch = settings.evolution.generation_size(settings.n_starts) if settings.search == "cmaes" else None
-    theta0, screen = initial_guesses(
-        spec, u, Y, sigma, settings.n_starts, settings.n_candidates, settings.seed, solve, batch
-    )
-    screen["seconds"] = time.perf_counter() - t0
-    if settings.search == "cmaes":
-        theta0, screen["cmaes"] = evolve(
-            spec,
-            solve,
-            theta0,
-            np.asarray(screen["picked_costs"]),
-            u,
-            Y,
-            sigma,
-            settings.evolution,
-            settings.seed,
-            settings.n_starts,
-        )
     args = (jnp.asarray(u), jnp.asarray(Y), jnp.asarray(sigma))
+    res, screen = run_searches(spec, solve, settings, u, Y, sigma, BASIN_RTOL)
     with numerics("float64"):
-        res = jax.device_get(
-            minimise_starts(spec, solve, settings.optimiser, jnp.asarray(theta0), *args)
-        )
-        res, polished = polish_best(spec, solve, settings.optimiser, res, *args, BASIN_RTOL)
-        screen["polished"] = polished
         costs = np.where(np.isfinite(np.asarray(res.cost)), np.asarray(res.cost), np.inf)
         best = int(np.argmin(costs))
         theta = np.asarray(res.theta[best])
@@ -377,6 +373,7 @@ def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSetting
     in_basin = best_basin(costs, BASIN_RTOL)
     basin = int(np.sum(in_basin))
     best_converged = bool(np.any(in_basin & np.asarray(res.converged)))
+    screen.update(search_agreement(costs, settings.searches, BASIN_RTOL))
     return FitResult(
         spec=spec,
         settings=settings,
@@ -405,6 +402,7 @@ def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSetting
         failure=failure,
         basin_starts=basin,
         best_converged=best_converged,
+        searches_in_best_basin=screen["searches_in_best_basin"],
         screen=screen,
         identifiability=ident,
     )

@@ -158,6 +158,7 @@ def score(result, truth: dict[str, Any]) -> dict[str, Any]:
         "peak_err": pred["peak_at"] / truth["peak_at"] - 1 if truth["learned"] else np.nan,
         "fade_err": pred["fade_at"] / truth["fade_at"] - 1 if truth["fades"] else np.nan,
         "basin": int(result.basin_starts),
+        "searches": f"{result.searches_in_best_basin}/{result.settings.searches}",
         "seconds": float(result.seconds),
     }
     prof = result.identifiability.get("profile", {}).get("parameters", {})

@@ -261,14 +261,20 @@ def best_basin(costs: np.ndarray, rtol: float) -> np.ndarray:
 
 def polish_best(
     spec: FitSpec, solve: SolveSettings, opt: OptimiserSettings, res: StartResult, u, Y, sigma,
-    basin_rtol: float,
+    basin_rtol: float, batch: int | None = None, groups: int = 1,
 ) -> tuple[StartResult, list[int]]:
     """Continue the best starts of ``res`` (NumPy, from :func:`minimise_starts`) when none of the
     best basin (cost within ``basin_rtol`` of the best) converged: the ``opt.polish_starts`` best
     starts that ran out of iterations get up to ``opt.polish_lm_steps`` more LM iterations (no Adam),
     through the fit's own compiled program (the batch padded with starts of no budget, as the
-    profiles pad theirs). Returns the merged result (their iterations summed, their
-    initial cost kept) and the indices continued.
+    profiles pad theirs; ``batch`` lanes, default all of ``res``'s starts). With ``groups`` > 1 the
+    starts are that many equal consecutive groups — the independent searches of a fit — and each
+    group is judged and polished on its own (its best basin, its best starts), all in one padded
+    batch: a group's outcome does not depend on the others (lanes of a vmapped batch are
+    independent), so the first search of a fit is the one-search fit — to the last bit when every
+    group's polished starts fit in ``batch`` lanes (the fit's defaults: 2 searches × 2 ≤ 8 starts),
+    to rounding otherwise (a larger batch is another compiled program). Returns the
+    merged result (their iterations summed, their initial cost kept) and the indices continued.
 
     Why: in the exact family the best basin is a long, curved, nearly flat valley (condition numbers
     10⁸–10¹³ on the symmetry's complement), where LM creeps — α = 0.3 s3 of the held-out cases went
@@ -280,14 +286,19 @@ def polish_best(
     for a 2-start program; kept for ``python -m bridge.fit``, one fit per process, docs/bridge.md
     "Speed"). A fit whose best start converged is not touched."""
     costs = np.where(np.isfinite(np.asarray(res.cost)), np.asarray(res.cost), np.inf)
-    if opt.polish_starts == 0 or not np.isfinite(costs.min()):
-        return res, []
     conv = np.asarray(res.converged)
-    if np.any(best_basin(costs, basin_rtol) & conv):
+    size = costs.size // groups
+    pick = []
+    for g in range(groups):
+        c, ok = costs[g * size : (g + 1) * size], conv[g * size : (g + 1) * size]
+        if opt.polish_starts == 0 or not np.isfinite(c.min()) or np.any(best_basin(c, basin_rtol) & ok):
+            continue
+        order = np.argsort(c, kind="stable")
+        pick += [g * size + int(i) for i in order if np.isfinite(c[i]) and not ok[i]][: opt.polish_starts]
+    if not pick:
         return res, []
-    order = np.argsort(costs, kind="stable")
-    pick = [int(i) for i in order if np.isfinite(costs[i]) and not conv[i]][: opt.polish_starts]
     n, p = np.shape(res.theta)
+    n = n if batch is None else max(int(batch), len(pick))
     theta0 = np.zeros((n, p))  # padding starts (θ = 0, span 1) with no iterations
     theta0[: len(pick)] = np.asarray(res.theta)[pick]
     anchor = Anchor(

@@ -8,9 +8,9 @@ convention :data:`bridge.spec.DIM_A_REFERENCE` unless fitted), ``eps`` {a, b, c,
 {parameter: standard error, free parameters only, ``dims`` as dim_a/dim_bc/dim_d},
 ``curves`` {name: {``scale``, ``offset``, ``scale_stderr``, ``offset_stderr``, ``r2``, ``source``,
 ``toy_curve``}}, ``transience`` (predicted vs observed ICL peak/fade, sequences seen), ``fit``
-(cost, initial cost, per-start costs, iterations, per-start convergence, ``basin_starts``, the
-global-search record, condition number, seconds, spec and settings) and ``log`` (path, evaluation
-points, metric, the run's config).
+(cost, initial cost, per-start costs, iterations, per-start convergence, ``basin_starts``,
+``searches_in_best_basin``, the global-search record, condition number, seconds, spec and
+settings) and ``log`` (path, evaluation points, metric, the run's config).
 """
 
 from __future__ import annotations
@@ -94,6 +94,7 @@ def fit_dict(result: FitResult) -> dict[str, Any]:
                 "start_converged": result.start_converged,
                 "basin_starts": result.basin_starts,
                 "best_converged": result.best_converged,
+                "searches_in_best_basin": result.searches_in_best_basin,
                 "global_search": result.screen,
                 "condition_number": result.condition_number,
                 "seconds": result.seconds,
@@ -205,6 +206,13 @@ def summary_lines(result: FitResult) -> list[str]:
         lines.append(
             "  warning: no start in the best basin converged (they hit the iteration cap); "
             "other starts did — try --lm-steps"
+        )
+    n_searches = result.settings.searches
+    if result.searches_in_best_basin < n_searches:
+        costs = ", ".join(f"{c:.4g}" for c in result.screen["search_best_costs"])
+        lines.append(
+            f"  warning: {result.searches_in_best_basin} of {n_searches} independent searches reached the "
+            f"best basin (their best costs {costs}): another search may find a lower one — try --searches"
         )
     return lines
 

@@ -43,10 +43,11 @@ SETTINGS = FitSettings(
     n_candidates=8,
     profile=False,
     search="screen",
+    searches=1,
     optimiser=OptimiserSettings(adam_steps=20, lm_steps=120),
 )
 CLI_FLAGS = [
-    "--family", "typical", "--search", "screen", "--starts", "3", "--candidates", "8",
+    "--family", "typical", "--search", "screen", "--searches", "1", "--starts", "3", "--candidates", "8",
     "--adam-steps", "20", "--lm-steps", "120", "--no-profile",
 ]  # fmt: skip
 # noisy recovery: noise σ = NOISE × each curve's spread on 41 points (the fit's own standard errors
@@ -242,7 +243,41 @@ def test_cmaes_fit_recovers_noise_free_truth(spec, clean_curves):
     result = fit_curves(clean_curves, spec, settings)
     errs = rel_errors(result, TRUTH)
     assert result.converged and max(errs.values()) < 1e-3, errs
-    assert result.screen["cmaes"]["instances"] == 2
+    assert result.screen["searches"][0]["cmaes"]["instances"] == 2
+
+
+def test_independent_searches_keep_the_best_and_count_agreement(spec, clean_curves, clean_fit):
+    """``searches = 2``: the first search is the one-search fit's (same seed, starts, compiled
+    minimisation and polish — each search is polished on its own: its picks and iterations equal
+    ``clean_fit``'s, its costs to rounding), the second draws with seed + 1000; the fit is
+    the best of all 2 × n starts; ``searches_in_best_basin`` counts the searches with a start within
+    1 % of the best, and the summary warns when it is not every search."""
+    from bridge.report import fit_dict, summary_lines
+    from bridge.searches import SEARCH_SEED_STRIDE
+
+    two = fit_curves(clean_curves, spec, dataclasses.replace(SETTINGS, searches=2))
+    n = SETTINGS.n_starts
+    assert two.start_costs.shape == (2 * n,)
+    assert clean_fit.screen["polished"]  # the one-search fit was polished: so is the first search
+    assert [i for i in two.screen["polished"] if i < n] == clean_fit.screen["polished"]
+    # the same starts and iterations; the costs to rounding only: here 2 × 2 polished starts do not fit
+    # in the 3 lanes of one search's batch, so the polish ran 4 lanes, another program (with the
+    # defaults, 2 × 2 ≤ 8 lanes: the same program, the same bits)
+    np.testing.assert_allclose(two.start_costs[:n], clean_fit.start_costs, rtol=1e-6)
+    assert np.array_equal(two.iterations[:n], clean_fit.iterations)
+    assert [s["seed"] for s in two.screen["searches"]] == [SETTINGS.seed, SETTINGS.seed + SEARCH_SEED_STRIDE]
+    assert two.screen["searches"][0]["picked"] == clean_fit.screen["searches"][0]["picked"]
+    assert two.screen["searches"][1]["picked"] != two.screen["searches"][0]["picked"]
+    assert two.cost == np.min(two.start_costs) <= clean_fit.cost * (1 + 1e-6)
+    per = two.start_costs.reshape(2, n)
+    assert two.screen["search_best_costs"] == [float(c) for c in per.min(axis=1)]
+    in_basin = np.any(per <= two.cost * 1.01, axis=1)
+    assert two.searches_in_best_basin == int(in_basin.sum()) >= 1
+    assert fit_dict(two)["fit"]["searches_in_best_basin"] == two.searches_in_best_basin
+    lonely = dataclasses.replace(two, searches_in_best_basin=1)
+    warning = [line for line in summary_lines(lonely) if "independent searches" in line]
+    assert len(warning) == 1 and warning[0].strip().startswith("warning: 1 of 2 independent searches")
+    assert not [line for line in summary_lines(clean_fit) if "independent searches" in line]
 
 
 def test_noisy_recovery_and_profiles(spec):
@@ -527,6 +562,7 @@ def test_cli_bad_input_exit_2(tmp_path, clean_curves, capsys):
         (["--search", "cmaes", "--cma-popsize", "2"], "--cma-popsize"),
         (["--search", "cmaes", "--cma-generations", "0"], "--cma-generations"),
         (["--cma-max-steps", "0"], "--cma-max-steps"),
+        (["--searches", "0"], "--searches"),
     ):
         assert main([str(log), "--out", str(tmp_path / "x"), *argv]) == 2
         err = capsys.readouterr().err.strip()
