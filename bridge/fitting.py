@@ -143,8 +143,8 @@ class FitResult:
         searches_in_best_basin: how many of the independent searches (``settings.searches``) have a
             start in the best basin (fewer than all: a warning — the others ended in worse basins).
         screen: record of the global searches (``searches``: one record each, with their seeds),
-            their best costs, the count above and the polished starts; identifiability: profile
-            intervals and combinations.
+            their best costs and the polished starts; identifiability: profile intervals and
+            combinations.
     """
 
     spec: FitSpec
@@ -373,7 +373,7 @@ def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSetting
     in_basin = best_basin(costs, BASIN_RTOL)
     basin = int(np.sum(in_basin))
     best_converged = bool(np.any(in_basin & np.asarray(res.converged)))
-    screen.update(search_agreement(costs, settings.searches, BASIN_RTOL))
+    screen["search_best_costs"], searches_in_best = search_agreement(costs, in_basin, settings.searches)
     return FitResult(
         spec=spec,
         settings=settings,
@@ -402,7 +402,7 @@ def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSetting
         failure=failure,
         basin_starts=basin,
         best_converged=best_converged,
-        searches_in_best_basin=screen["searches_in_best_basin"],
+        searches_in_best_basin=searches_in_best,
         screen=screen,
         identifiability=ident,
     )

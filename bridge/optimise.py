@@ -285,13 +285,15 @@ def polish_best(
     lanes, padding included (speed case: 16.3 s fresh and 15.6 s warm, against 25.8 s and 5.5 s
     for a 2-start program; kept for ``python -m bridge.fit``, one fit per process, docs/bridge.md
     "Speed"). A fit whose best start converged is not touched."""
+    if opt.polish_starts == 0:
+        return res, []
     costs = np.where(np.isfinite(np.asarray(res.cost)), np.asarray(res.cost), np.inf)
     conv = np.asarray(res.converged)
     size = costs.size // groups
     pick = []
     for g in range(groups):
         c, ok = costs[g * size : (g + 1) * size], conv[g * size : (g + 1) * size]
-        if opt.polish_starts == 0 or not np.isfinite(c.min()) or np.any(best_basin(c, basin_rtol) & ok):
+        if not np.isfinite(c.min()) or np.any(best_basin(c, basin_rtol) & ok):
             continue
         order = np.argsort(c, kind="stable")
         pick += [g * size + int(i) for i in order if np.isfinite(c[i]) and not ok[i]][: opt.polish_starts]

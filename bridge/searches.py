@@ -25,7 +25,7 @@ import numpy as np
 from toymodels.precision import numerics
 
 from .evolve import evolve
-from .optimise import StartResult, best_basin, minimise_starts, polish_best
+from .optimise import StartResult, minimise_starts, polish_best
 from .spec import FitSpec
 from .starts import initial_guesses
 from .toy import SolveSettings
@@ -72,16 +72,13 @@ def run_searches(
     return res, {"searches": records, "polished": polished}
 
 
-def search_agreement(costs: np.ndarray, searches: int, basin_rtol: float) -> dict[str, Any]:
-    """Each search's best cost and how many searches have a start in the best basin (cost within
-    ``basin_rtol`` of the best): fewer than all means the others ended in worse basins, so one more
-    search could have found a lower one."""
+def search_agreement(costs: np.ndarray, in_basin: np.ndarray, searches: int) -> tuple[list[float], int]:
+    """Each search's best cost and how many searches have a start in the best basin (``in_basin``,
+    the fit's mask of :func:`bridge.optimise.best_basin`; starts search-major): fewer than all means
+    the others ended in worse basins, so one more search could have found a lower one."""
     per_search = costs.reshape(searches, -1)
-    in_basin = best_basin(costs, basin_rtol).reshape(per_search.shape)
-    return {
-        "search_best_costs": [float(c) for c in per_search.min(axis=1)],
-        "searches_in_best_basin": int(np.sum(np.any(in_basin, axis=1))),
-    }
+    reached = np.any(in_basin.reshape(per_search.shape), axis=1)
+    return [float(c) for c in per_search.min(axis=1)], int(np.sum(reached))
 
 
 __all__ = ["SEARCH_SEED_STRIDE", "run_searches", "search_agreement"]
