@@ -98,6 +98,7 @@ def main(argv=None) -> int:
     p.add_argument(
         "--searches", type=int, default=FitSettings().searches, help="independent global searches"
     )
+    p.add_argument("--workers", type=int, default=None, help="threads for the searches (default: the fit's)")
     p.add_argument("--only", default="", help="comma-separated case names (e.g. 'paper s0,alpha=0.3 s3')")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
@@ -117,6 +118,7 @@ def main(argv=None) -> int:
         optimiser=OptimiserSettings(lm_steps=args.lm_steps),
         search=args.search,
         searches=args.searches,
+        workers=args.workers,
     )
     free = FAMILIES[args.family]
     spec = spec_for(["icl", "ciwl", "total"], free=free)

@@ -34,6 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bridge.fitting import SEARCHES, FitSettings, fit_curves  # noqa: E402
 from bridge.heldout import Setting, heldout_cases, score  # noqa: E402
+from bridge.searches import available_cores, search_workers  # noqa: E402
 from bridge.spec import FAMILIES, spec_for  # noqa: E402
 
 
@@ -48,6 +49,7 @@ def main(argv=None) -> int:
     p.add_argument("--family", choices=tuple(FAMILIES), default=None, help="default: the fit's own")
     p.add_argument("--search", choices=SEARCHES, default=None, help="default: the fit's own")
     p.add_argument("--searches", type=int, default=None, help="default: the fit's own")
+    p.add_argument("--workers", type=int, default=None, help="threads for the searches (default: the fit's)")
     p.add_argument(
         "--persistent-cache", action="store_true", help="also two fresh processes sharing a compilation cache"
     )
@@ -64,6 +66,8 @@ def main(argv=None) -> int:
         settings = dataclasses.replace(settings, search=args.search)
     if args.searches is not None:
         settings = dataclasses.replace(settings, searches=args.searches)
+    if args.workers is not None:
+        settings = dataclasses.replace(settings, workers=args.workers)
     if args.one_fit:
         _, wall, cpu = timed(lambda: fit_curves(case.curves, spec, settings))
         print(f"{wall:.1f} {cpu:.1f}")
@@ -71,7 +75,8 @@ def main(argv=None) -> int:
     print(
         f"blind fit of {case.name}: 3 curves × {case.curves.n_points} points, {len(spec.free)} free "
         f"parameters, search {settings.search} × {settings.searches}, {settings.n_starts} starts, "
-        f"{settings.n_candidates} candidates; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+        f"{settings.n_candidates} candidates, {search_workers(settings)} worker(s); "
+        f"{available_cores()} cores available, load average {os.getloadavg()[0]:.1f}"
     )
     result, cold, cold_cpu = timed(lambda: fit_curves(case.curves, spec, settings))
     print(f"fit_curves, fresh process (incl. compilation): {cold:6.1f} s wall, {cold_cpu:6.1f} s CPU")
@@ -87,6 +92,7 @@ def main(argv=None) -> int:
     if args.persistent_cache:
         child = [sys.executable, os.path.abspath(__file__), "--one-fit"]
         chosen = (("family", args.family), ("search", args.search), ("searches", args.searches))
+        chosen += (("workers", args.workers),)
         child += [f"--{k}={v}" for k, v in chosen if v]
         with tempfile.TemporaryDirectory() as cache:
             env = {**os.environ, "ICL_COOPETITION_CACHE_DIR": cache}

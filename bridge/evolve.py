@@ -113,10 +113,10 @@ def evolve(
         cma.CMAEvolutionStrategy(np.asarray(starts[i], float), settings.sigma0, dict(opts, seed=seed + 1 + i))
         for i in range(k)
     ]
-    data = (jnp.asarray(u), jnp.asarray(Y), jnp.asarray(sigma))
     history: list[tuple[float, np.ndarray]] = []
     generations = 0
     with numerics("float64"):
+        data = (jnp.asarray(u), jnp.asarray(Y), jnp.asarray(sigma))  # float64: the solve's times too
         while not all(es.stop() for es in strategies):
             batches = [es.ask() if not es.stop() else [es.mean] * settings.popsize for es in strategies]
             theta = np.stack([x for b in batches for x in b])

@@ -120,6 +120,13 @@ def add_fit_arguments(p: argparse.ArgumentParser) -> None:
         help="independent global searches (seeds SEED, SEED+1000, ...); the fit is the best point of all "
         "of them, and it warns when not every search reached that basin",
     )
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="threads that run the searches at once (default: one per search, up to the cores this "
+        "process may use; the result does not depend on it)",
+    )
     evo = EvolutionSettings()
     g.add_argument("--cma-instances", type=int, default=evo.instances, help="CMA-ES instances")
     g.add_argument("--cma-popsize", type=int, default=evo.popsize, help="CMA-ES population per generation")
@@ -181,6 +188,7 @@ def spec_and_settings(args: argparse.Namespace) -> tuple[FitSpec, FitSettings]:
     require(args.starts >= 1, "starts", f"must be >= 1 (got {args.starts})")
     require(args.candidates >= 1, "candidates", f"must be >= 1 (got {args.candidates})")
     require(args.seed >= 0, "seed", f"must be >= 0 (got {args.seed})")
+    require(args.workers is None or args.workers >= 1, "workers", f"must be >= 1 (got {args.workers})")
     require(args.skip_first >= 0, "skip-first", f"must be >= 0 (got {args.skip_first})")
     require(
         math.isfinite(args.horizon) and args.horizon >= 1, "horizon", f"must be >= 1 (got {args.horizon})"
@@ -200,6 +208,7 @@ def spec_and_settings(args: argparse.Namespace) -> tuple[FitSpec, FitSettings]:
         horizon=args.horizon,
         search=args.search,
         searches=args.searches,
+        workers=args.workers,
         evolution=EvolutionSettings(
             instances=args.cma_instances,
             popsize=args.cma_popsize,

@@ -49,7 +49,7 @@ from .logs import Curves
 from .objective import mapped_curves
 from .optimise import OptimiserSettings, best_basin
 from .searches import run_searches, search_agreement
-from .spec import DEFAULTS, EPS_UNIT, OVERLAP_NAMES, FitSpec
+from .spec import DEFAULTS, FitSpec
 from .symmetry import generators, moved
 from .toy import SolveSettings, toy_curves
 from .verdict import transience
@@ -72,6 +72,9 @@ class FitSettings:
             ``seed + SEARCH_SEED_STRIDE·i`` (:mod:`bridge.searches`); each search's ``n_starts``
             starts are minimised, and the best point of all of them is the fit (:func:`fit_curves`,
             step 2).
+        workers: threads that run the searches at once (:func:`bridge.searches.search_workers`);
+            None (the default): one per search, up to the cores this process may use. The result
+            does not depend on it.
         seed: seed of the random candidates (of the first search).
         profile: compute the profile-likelihood intervals (:mod:`bridge.identify`).
         optimiser: iteration budget per start.
@@ -86,6 +89,7 @@ class FitSettings:
     search: str = "cmaes"
     evolution: EvolutionSettings = EvolutionSettings()
     searches: int = 2
+    workers: int | None = None
     seed: int = 0
     profile: bool = True
     optimiser: OptimiserSettings = OptimiserSettings()
@@ -109,6 +113,11 @@ class FitSettings:
             int(self.searches) == self.searches and self.searches >= 1,
             "searches",
             f"must be an integer >= 1 (got {self.searches})",
+        )
+        require(
+            self.workers is None or (int(self.workers) == self.workers and self.workers >= 1),
+            "workers",
+            f"must be an integer >= 1 (got {self.workers})",
         )
         require(
             self.search in SEARCHES, "search", f"must be one of {', '.join(SEARCHES)} (got {self.search!r})"
@@ -188,21 +197,16 @@ class FitResult:
         }
 
 
-def _delta_method(
-    spec: FitSpec, theta: np.ndarray, cov: np.ndarray, phys: dict[str, float]
-) -> dict[str, float]:
-    """Standard errors of the free physical parameters (first-order, diagonal of the transform)."""
-    out = {}
-    for i, name in enumerate(spec.free):
-        sd = float(np.sqrt(cov[i, i])) if cov[i, i] >= 0 else np.nan
-        if name.startswith("dim_"):
-            out[name] = (phys[name] - 1.0) * sd
-        elif name in OVERLAP_NAMES:
-            c = EPS_UNIT * np.cosh(theta[i]) * (1.0 - phys[name] ** 2)  # dε/dθ
-            out[name] = abs(c) * sd
-        else:
-            out[name] = phys[name] * sd
-    return out
+def _delta_method(spec: FitSpec, theta: np.ndarray, cov: np.ndarray) -> dict[str, float]:
+    """Standard errors of the free physical parameters, first order: with g = ∂value/∂θ (the
+    transforms of :mod:`bridge.spec`, by forward-mode differentiation, which follows an overlap
+    through its initial norm, ε = κ √q(0)), var = gᵀ Σ g."""
+    with numerics("float64"):
+        g = np.asarray(
+            jax.jacfwd(lambda t: jnp.stack([spec.physical(t)[n] for n in spec.free]))(jnp.asarray(theta))
+        )
+    var = np.einsum("ip,pq,iq->i", g, cov, g)
+    return {name: float(np.sqrt(v)) if v >= 0 else np.nan for name, v in zip(spec.free, var)}
 
 
 def r_squared(y: np.ndarray, yhat: np.ndarray) -> float:
@@ -297,9 +301,10 @@ def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSetting
     sigma = Y.std(axis=1)
     # a CMA-ES fit searches, minimises and profiles with a capped step budget (EvolutionSettings)
     solve = settings.evolution.search_solve(settings.solve) if settings.search == "cmaes" else settings.solve
-    args = (jnp.asarray(u), jnp.asarray(Y), jnp.asarray(sigma))
     res, screen = run_searches(spec, solve, settings, u, Y, sigma, BASIN_RTOL)
     with numerics("float64"):
+        # float64 data: the toy solve's time follows u's precision (float32 would round the times)
+        args = (jnp.asarray(u), jnp.asarray(Y), jnp.asarray(sigma))
         costs = np.where(np.isfinite(np.asarray(res.cost)), np.asarray(res.cost), np.inf)
         best = int(np.argmin(costs))
         theta = np.asarray(res.theta[best])
@@ -317,7 +322,12 @@ def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSetting
     # the family's exact symmetries (bridge.symmetry) are null directions of J at every point: the
     # condition number and the covariance are those of the complement, where the data can decide
     G = generators(spec, theta)
-    basis = np.linalg.svd(G)[0][:, G.shape[1] :] if G.shape[1] else np.eye(p)
+    # a parameter pinned at a bound of its transform (an initial cosine at ±1, spec.at_bound) is a
+    # boundary optimum: its coordinate is left out with the symmetry directions
+    at_bound = spec.at_bound(theta)
+    pinned = np.eye(p)[:, [spec.free.index(n) for n in at_bound]]
+    fixed_dirs = np.concatenate([G, pinned], axis=1)
+    basis = np.linalg.svd(fixed_dirs)[0][:, fixed_dirs.shape[1] :] if fixed_dirs.shape[1] else np.eye(p)
     Jc = J @ basis
     try:
         cov = s2 * basis @ np.linalg.pinv(Jc.T @ Jc) @ basis.T
@@ -327,9 +337,9 @@ def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSetting
     norm = max(np.linalg.norm(J) * np.linalg.norm(G), 1e-300)
     symmetry_residual = float(np.linalg.norm(J @ G) / norm) if G.shape[1] else 0.0
     failure = failure_reason(costs, np.asarray(res.initial_cost), np.asarray(res.converged), best, cond)
-    stderr = _delta_method(spec, theta, cov, phys)
+    stderr = _delta_method(spec, theta, cov)
     moved_names = moved(spec)
-    for name in moved_names:  # along a symmetry: no local error means anything
+    for name in (*moved_names, *at_bound):  # along a symmetry or at a bound: no local error means anything
         stderr[name] = np.nan
     phys["time_scale"] = s_max / phys["span"]
     if "span" in stderr:
@@ -357,6 +367,7 @@ def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSetting
         "symmetries": int(G.shape[1]),
         "symmetry_residual": symmetry_residual,
         "moved_by_symmetries": moved_names,
+        "at_bound": at_bound,
     }
     if settings.profile and failure is None:
         with numerics("float64"):
@@ -367,7 +378,7 @@ def fit_curves(curves: Curves, spec: FitSpec, settings: FitSettings = FitSetting
         for key, v in ident["profile"]["parameters"].items():
             if not v["determined"]:
                 ident["not_determined"].append(key)
-    for key in ident["moved_by_symmetries"]:  # not determined by any data (exact symmetry)
+    for key in (*ident["moved_by_symmetries"], *at_bound):  # exact symmetry, or pinned at a bound
         if key not in ident["not_determined"]:
             ident["not_determined"].append(key)
     in_basin = best_basin(costs, BASIN_RTOL)

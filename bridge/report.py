@@ -207,6 +207,12 @@ def summary_lines(result: FitResult) -> list[str]:
             "  warning: no start in the best basin converged (they hit the iteration cap); "
             "other starts did — try --lm-steps"
         )
+    pinned = result.identifiability.get("at_bound", [])
+    if pinned:
+        lines.append(
+            f"  warning: {', '.join(pinned)} at the bound of its range (an initial cosine at ±1: the "
+            "vector starts parallel to its target; a dimension at 1): a boundary optimum, not determined"
+        )
     n_searches = result.settings.searches
     if result.searches_in_best_basin < n_searches:
         costs = ", ".join(f"{c:.4g}" for c in result.screen["search_best_costs"])

@@ -13,8 +13,8 @@ name          meaning                                                transform
 ``dim_a``     effective dimension of a (ICL-only, Layer 1) ≥ 1        n = 1 + e^θ
 ``dim_bc``    effective dimension of the shared b and c ≥ 1           n = 1 + e^θ
 ``dim_d``     effective dimension of d (CIWL-only, Layer 1) ≥ 1       n = 1 + e^θ
-``eps_x``     signed normalised initial overlap ε_x = P_x(0)/n_x,    ε = tanh(10⁻³ sinh θ)
-              x ∈ {a, bc, d} (b and c share one); |ε| < 1
+``eps_x``     signed normalised initial overlap ε_x = P_x(0)/n_x,    ε = κ √q_x(0),
+              x ∈ {a, bc, d} (b and c share one); |ε| < √q_x(0)      κ = tanh(10⁻³ sinh θ)
 ``q0_x``      initial squared norm q_x(0) = Q_x(0)/n_x > 0,          q = e^θ
               x ∈ {a, bc, d}; 1 (typical) and fixed by default
 ``dim_c``,    c's own dimension, overlap and initial norm; each is    as its b counterpart
@@ -34,6 +34,15 @@ share one dimension: with equal rates, their overlaps enter the curves almost sy
 fit with both free left ε_b − ε_c undetermined (35% and 61% off on noise-free curves). The ε
 transform is odd (signed overlaps), linear through 0 and logarithmic for |ε| ≫ 10⁻³ (the plateau
 length ∝ log 1/|ε|).
+
+**The overlap's coordinate is the initial cosine.** θ of ``eps_x`` parametrises
+κ_x = ε_x/√q_x(0) = P_x(0)/√(Q_x(0) R_x), the cosine between the initial vector and its target, in
+(−1, 1); ε_x = κ_x √q_x(0). Cauchy–Schwarz (|P| ≤ √(QR)) holds for every θ, so every point of the
+family is a pair of real vectors. (Until this was so, θ parametrised ε itself in (−1, 1) whatever
+q_x(0): in the exact family a fit could, and did, end at cosines above 1 — held-out paper s3's best
+point had κ_c = 2.57, curves that no vectors produce, and whose solve failed once its times were
+computed in float64; docs/bridge.md, "The initial cosine".) κ is also the coordinate the family's
+symmetries leave unchanged (:mod:`bridge.symmetry`). With q_x(0) = 1 (the typical family) κ = ε.
 
 Per curve k the transformer value is :math:`y_k ≈ s_k\,m_k(t) + o_k` with the toy curve
 :math:`m_k` (toy units), scale :math:`s_k > 0` and offset :math:`o_k ≥ 0`; those enter linearly
@@ -59,12 +68,17 @@ Q0_NAMES = ("q0_a", "q0_bc", "q0_d")
 C_PARAMETERS = {"dim_c": "dim_bc", "eps_c": "eps_bc", "q0_c": "q0_bc"}
 """c's own parameters and the b parameter each is tied to unless it is free or fixed."""
 OVERLAP_NAMES = (*EPS_NAMES, "eps_c")
-"""Every signed overlap parameter (the ε transform)."""
+"""Every signed overlap parameter (its θ is the initial cosine, module docstring)."""
+Q0_OF = {"eps_a": "q0_a", "eps_bc": "q0_bc", "eps_d": "q0_d", "eps_c": "q0_c"}
+"""The initial norm q_x(0) each overlap ε_x is bounded by (|ε_x| < √q_x(0))."""
 TOY_PARAMETERS = (
     "span", "mu1", "mu2", "alpha", "dim_a", "dim_bc", "dim_d", *EPS_NAMES, *Q0_NAMES, *C_PARAMETERS
 )  # fmt: skip
 DIM_A_REFERENCE = 20.0
-EPS_UNIT = 1e-3  # ε = tanh(EPS_UNIT · sinh θ): linear below |ε| ~ 1e-3, logarithmic above
+EPS_UNIT = 1e-3  # κ = tanh(EPS_UNIT · sinh θ): linear below |κ| ~ 1e-3, logarithmic above
+AT_BOUND = 1e-6
+"""A free parameter is at its bound where a unit step of its θ moves it by less than this
+(:meth:`FitSpec.at_bound`)."""
 DEFAULTS: dict[str, float] = {
     "span": 16000.0,
     "mu1": 0.1,
@@ -98,7 +112,7 @@ START_BOX: dict[str, tuple[float, float]] = {
     "dim_a": (1.5, 1e4),
     "dim_bc": (1.5, 1e4),
     "dim_d": (1.5, 1e4),
-    # |ε| log-uniform, random sign
+    # |κ| = |ε|/√q(0), the initial cosine, log-uniform (the sign: bridge.starts.sign_classes)
     **{name: (1e-3, 0.5) for name in EPS_NAMES},
     # Q(0)/R of a random init against a random target: a ratio of two χ²_n/n (n ≳ 10)
     **dict.fromkeys(Q0_NAMES, (0.3, 3.0)),
@@ -165,6 +179,21 @@ class FitSpec:
                 "fix",
                 f"{name} must be a finite number >= {lower:g} (got {value})",
             )
+        for name, value in self.fixed:
+            if name in OVERLAP_NAMES and self.mentions(name):
+                q0 = self.q0_of(name)
+                require(
+                    q0 not in self.free,
+                    "fix",
+                    f"{name} can be fixed only with {q0} fixed too (|ε| < √q(0) must hold; free {name} "
+                    f"instead, or fix {q0})",
+                )
+                require(
+                    abs(value) < np.sqrt(self.value(q0)),
+                    "fix",
+                    f"{name} = {value} must be below √{q0} = {np.sqrt(self.value(q0)):.4g} in size "
+                    "(Cauchy–Schwarz)",
+                )
         require(
             self.robust is None or (np.isfinite(self.robust) and self.robust > 0),
             "robust",
@@ -184,27 +213,59 @@ class FitSpec:
 
     # ------------------------------------------------------------------ transforms
     def physical(self, theta) -> dict[str, Any]:
-        """Physical toy parameters (traceable) from the unconstrained vector θ (shape (n_free,))."""
+        """Physical toy parameters (traceable) from the unconstrained vector θ (shape (n_free,)); a
+        free overlap's θ is its initial cosine κ (module docstring), ε = κ √q(0)."""
         out: dict[str, Any] = {name: jnp.asarray(self.value(name)) for name in TOY_PARAMETERS}
         for i, name in enumerate(self.free):
             u = theta[..., i]
             if name.startswith("dim_"):
                 out[name] = 1.0 + jnp.exp(u)
             elif name in OVERLAP_NAMES:
-                out[name] = jnp.tanh(EPS_UNIT * jnp.sinh(u))
+                out[name] = jnp.tanh(EPS_UNIT * jnp.sinh(u))  # κ, scaled below once q(0) is known
             else:
                 out[name] = jnp.exp(u)
+        for name in OVERLAP_NAMES:
+            if name in self.free:
+                out[name] = out[name] * jnp.sqrt(out[self.q0_of(name)])
         for c, b in C_PARAMETERS.items():
             if not self.mentions(c):
                 out[c] = out[b]
         return out
+
+    def at_bound(self, theta) -> list[str]:
+        """The free parameters that θ has pushed onto a bound of their transform: an initial cosine
+        at ±1 (the vector parallel to its target) or a dimension at 1 — where one unit of θ moves
+        the parameter by less than :data:`AT_BOUND` (relative, for a dimension). The curves cannot
+        see θ move there, so J's column vanishes: the fit treats the point as a boundary optimum
+        (:func:`bridge.fitting.fit_curves`), not as a direction the data miss."""
+        theta = np.asarray(theta, dtype=np.float64)
+        out = []
+        for i, name in enumerate(self.free):
+            t = theta[i]
+            if name in OVERLAP_NAMES:
+                with np.errstate(over="ignore"):
+                    kappa = np.tanh(EPS_UNIT * np.sinh(t))
+                    slope = EPS_UNIT * np.cosh(t) * (1.0 - kappa**2)  # dκ/dθ
+            elif name.startswith("dim_"):
+                slope = np.exp(t) / (1.0 + np.exp(t))  # d log n/dθ
+            else:
+                continue  # e^θ: d log value/dθ = 1
+            if not slope >= AT_BOUND:
+                out.append(name)
+        return out
+
+    def q0_of(self, overlap: str) -> str:
+        """The initial norm that bounds ``overlap`` (c's own where this spec names it, else b's)."""
+        q0 = Q0_OF[overlap]
+        return q0 if q0 != "q0_c" or self.mentions(q0) else "q0_bc"
 
     def mentions(self, name: str) -> bool:
         """Whether ``name`` is free or fixed (c's parameters exist only then)."""
         return name in self.free or name in dict(self.fixed)
 
     def unconstrained(self, values: Mapping[str, float]) -> np.ndarray:
-        """Inverse of :meth:`physical` (NumPy) for the free parameters given by ``values``."""
+        """Inverse of :meth:`physical` (NumPy) for the free parameters given by ``values`` (an
+        overlap's initial norm from ``values``, else this spec's value)."""
         theta = []
         for name in self.free:
             v = float(values[name])
@@ -212,8 +273,14 @@ class FitSpec:
                 require(v > 1, name, f"must be > 1 (got {v})")
                 theta.append(np.log(v - 1.0))
             elif name in OVERLAP_NAMES:
-                require(abs(v) < 1, name, f"must be in (-1, 1) (got {v})")
-                theta.append(np.arcsinh(np.arctanh(v) / EPS_UNIT))
+                q0 = self.q0_of(name)
+                q = float(values.get(q0, self.value(q0)))
+                require(
+                    q > 0 and abs(v) < np.sqrt(q),
+                    name,
+                    f"must be in (-√{q0}, √{q0}) = ±{np.sqrt(max(q, 0)):.4g} (Cauchy–Schwarz; got {v})",
+                )
+                theta.append(np.arcsinh(np.arctanh(v / np.sqrt(q)) / EPS_UNIT))
             else:
                 require(v > 0, name, f"must be > 0 to be fitted (got {v})")
                 theta.append(np.log(v))
@@ -276,6 +343,7 @@ def spec_for(
 
 
 __all__ = [
+    "AT_BOUND",
     "DEFAULTS",
     "DEFAULT_FAMILY",
     "EXACT_FREE",
@@ -286,6 +354,7 @@ __all__ = [
     "EPS_NAMES",
     "FitSpec",
     "OVERLAP_NAMES",
+    "Q0_OF",
     "Q0_NAMES",
     "START_BOX",
     "TOY_PARAMETERS",

@@ -2,7 +2,8 @@ r"""Global search: initial guesses that cover the degenerate directions, screene
 
 :func:`initial_guesses` draws ``n_candidates`` physical parameter sets — candidate 0 is the thesis
 setting (:data:`bridge.spec.DEFAULTS`), the others log-uniform in :data:`bridge.spec.START_BOX`
-(μ₁, α over three decades, dimensions over [1.5, 10⁴], |ε| over [10⁻³, 0.5]) — in each of the four
+(μ₁, α over three decades, dimensions over [1.5, 10⁴], the initial cosines |ε|/√q(0) over
+[10⁻³, 0.5]) — in each of the four
 **sign classes** of the overlaps, and pairs each with every span of a log grid (:data:`SPAN_GRID`,
 10–10⁷ toy-time units over the log). Sign classes: the loss depends on the P_x only through the
 mechanisms' products P_aP_bP_c and P_dP_bP_c, and flipping (b, c) or (a, b, d) together preserves
@@ -28,7 +29,7 @@ import numpy as np
 from toymodels.precision import numerics
 
 from .objective import cost_of, residuals
-from .spec import DEFAULTS, START_BOX, FitSpec
+from .spec import DEFAULTS, OVERLAP_NAMES, START_BOX, FitSpec
 from .toy import SolveSettings
 
 SPAN_GRID = np.geomspace(10.0, 1e7, 25)
@@ -49,6 +50,9 @@ def random_starts(spec: FitSpec, n: int, seed: int) -> list[dict[str, float]]:
                 continue
             lo, hi = START_BOX[name]
             values[name] = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+        for name in OVERLAP_NAMES:  # drawn as the initial cosine κ: ε = κ √q(0)
+            if name in spec.free and i > 0:
+                values[name] *= float(np.sqrt(values[spec.q0_of(name)]))
         starts.append(values)
     return starts
 

@@ -39,7 +39,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .spec import C_PARAMETERS, EPS_UNIT, Q0_NAMES, FitSpec
+from .spec import C_PARAMETERS, Q0_NAMES, FitSpec
 
 # d log(value) per unit of the group coordinates (s_b, s_c, ℓ), with s_a = s_d = −(s_b + s_c)
 _A = np.array([-1.0, -1.0, 0.0])  # s_a = s_d as a row in (s_b, s_c, ℓ)
@@ -102,27 +102,20 @@ def allowed(spec: FitSpec) -> np.ndarray:
 def generators(spec: FitSpec, theta: np.ndarray) -> np.ndarray:
     """The symmetry directions at θ in the fit's unconstrained coordinates, (p, k), k =
     :func:`allowed`'s dimension: column j is dθ/dt along the group direction j (J @ it = 0),
-    normalised to unit length (an overlap saturated at |ε| → 1 makes its component unbounded: the
-    direction is then that coordinate's own)."""
+    normalised to unit length. A free overlap's coordinate is its initial cosine κ = ε/√q(0)
+    (:mod:`bridge.spec`), which the group leaves unchanged (ε → ε e^{−s}, q(0) → q(0) e^{−2s}): its
+    component is 0; ε itself moves through q(0)."""
     basis = allowed(spec)
     if basis.shape[1] == 0:
         return np.zeros((len(spec.free), 0))
     theta = np.asarray(theta, dtype=np.float64)
     out = np.zeros((len(spec.free), basis.shape[1]))
     for i, name in enumerate(spec.free):
+        if name.startswith("eps_"):
+            continue  # κ is invariant
         dlog = LOG_ACTION[name] @ basis  # d log value per unit of each basis direction
-        t = theta[i]
-        if name.startswith("dim_"):
-            scale = 1.0 + np.exp(-t)  # θ = log(n − 1): dθ/d log n = n/(n − 1)
-        elif name.startswith("eps_"):
-            eps = np.tanh(EPS_UNIT * np.sinh(t))  # dθ/d log ε = ε / (dε/dθ)
-            with np.errstate(divide="ignore", over="ignore"):
-                scale = eps / (EPS_UNIT * np.cosh(t) * (1.0 - eps**2))
-            # |ε| → 1 (tanh saturated in float64): the direction is along this coordinate alone
-            scale = scale if np.isfinite(scale) else np.copysign(1e150, eps)
-        else:
-            scale = 1.0  # θ = log value
-        out[i] = scale * dlog
+        # θ = log(n − 1) for a dimension (dθ/d log n = n/(n − 1)), θ = log value otherwise
+        out[i] = (1.0 + np.exp(-theta[i]) if name.startswith("dim_") else 1.0) * dlog
     return out / np.linalg.norm(out, axis=0, keepdims=True)
 
 

@@ -255,20 +255,25 @@ def test_independent_searches_keep_the_best_and_count_agreement(spec, clean_curv
     from bridge.report import fit_dict, summary_lines
     from bridge.searches import SEARCH_SEED_STRIDE
 
-    two = fit_curves(clean_curves, spec, dataclasses.replace(SETTINGS, searches=2))
+    two = fit_curves(clean_curves, spec, dataclasses.replace(SETTINGS, searches=2, workers=1))
+    assert two.screen["workers"] == 1
     n = SETTINGS.n_starts
     assert two.start_costs.shape == (2 * n,)
     assert clean_fit.screen["polished"]  # the one-search fit was polished: so is the first search
     assert [i for i in two.screen["polished"] if i < n] == clean_fit.screen["polished"]
     # the same starts and iterations; the costs to rounding only: here 2 × 2 polished starts do not fit
     # in the 3 lanes of one search's batch, so the polish ran 4 lanes, another program (with the
-    # defaults, 2 × 2 ≤ 8 lanes: the same program, the same bits)
-    np.testing.assert_allclose(two.start_costs[:n], clean_fit.start_costs, rtol=1e-6)
-    assert np.array_equal(two.iterations[:n], clean_fit.iterations)
+    # defaults, 2 × 2 ≤ 8 lanes: the same program, the same bits); noise-free, two costs are ≈ 1e-27: zero
+    np.testing.assert_allclose(two.start_costs[:n], clean_fit.start_costs, rtol=1e-6, atol=1e-20)
+    # the polished starts ran in another program (above): their iterations to rounding too (a noise-free
+    # cost at 1e-27 stops LM where rounding says); the others ran in the same program, to the bit
+    same = [i for i in range(n) if i not in clean_fit.screen["polished"]]
+    assert same and np.array_equal(two.iterations[same], clean_fit.iterations[same])
+    assert np.array_equal(two.start_costs[same], clean_fit.start_costs[same])
     assert [s["seed"] for s in two.screen["searches"]] == [SETTINGS.seed, SETTINGS.seed + SEARCH_SEED_STRIDE]
     assert two.screen["searches"][0]["picked"] == clean_fit.screen["searches"][0]["picked"]
     assert two.screen["searches"][1]["picked"] != two.screen["searches"][0]["picked"]
-    assert two.cost == np.min(two.start_costs) <= clean_fit.cost * (1 + 1e-6)
+    assert two.cost == np.min(two.start_costs) <= clean_fit.cost * (1 + 1e-6) + 1e-20
     per = two.start_costs.reshape(2, n)
     assert two.screen["search_best_costs"] == [float(c) for c in per.min(axis=1)]
     in_basin = np.any(per <= two.cost * 1.01, axis=1)
@@ -278,6 +283,11 @@ def test_independent_searches_keep_the_best_and_count_agreement(spec, clean_curv
     warning = [line for line in summary_lines(lonely) if "independent searches" in line]
     assert len(warning) == 1 and warning[0].strip().startswith("warning: 1 of 2 independent searches")
     assert not [line for line in summary_lines(clean_fit) if "independent searches" in line]
+    # the searches in two threads at once: the same fit to the last bit
+    threaded = fit_curves(clean_curves, spec, dataclasses.replace(SETTINGS, searches=2, workers=2))
+    assert threaded.screen["workers"] == 2
+    assert np.array_equal(threaded.start_costs, two.start_costs)
+    assert np.array_equal(threaded.theta, two.theta) and np.array_equal(threaded.iterations, two.iterations)
 
 
 def test_noisy_recovery_and_profiles(spec):
@@ -346,6 +356,60 @@ def test_spec_transforms_roundtrip(spec):
         spec_for(CURVES, fixed={"mu2": -1.0})
     with pytest.raises(ConfigError, match="eps_a must be"):
         spec_for(CURVES, free=("span", "mu1"), fixed={"eps_a": 1.5})
+
+
+def test_every_point_of_the_exact_family_is_a_pair_of_real_vectors():
+    """The overlap's coordinate is the initial cosine κ = ε/√q(0) (bridge.spec): for any θ,
+    |ε_x| < √q_x(0), i.e. |P_x(0)| < √(Q_x(0) R_x) (Cauchy–Schwarz) and the initial overlap z_x of
+    the toy is below √n_x; a value outside is refused, in one line, by ``unconstrained`` and by
+    ``--fix``. (The former coordinate, ε itself in (−1, 1), let a fit end at a cosine of 2.57.)"""
+    import jax.numpy as jnp
+
+    from bridge.spec import EXACT_FREE, Q0_OF
+    from toymodels.precision import numerics
+
+    exact = spec_for(CURVES, free=EXACT_FREE)
+    theta = np.random.default_rng(0).normal(scale=6.0, size=(200, len(EXACT_FREE)))
+    with numerics("float64"):
+        for t in theta:
+            phys = exact.physical(jnp.asarray(t))
+            for eps, q0 in Q0_OF.items():
+                assert abs(float(phys[eps])) < np.sqrt(float(phys[q0])) * (1 + 1e-15)
+            tp = exact.toy_params(phys)
+            assert np.all(np.abs(np.asarray(tp.overlap)) <= np.sqrt(np.asarray(tp.dims)) * (1 + 1e-12))
+    # the cosine, not ε, is what θ holds: the same θ with a 4× larger q(0) has a 2× larger ε
+    values = dict(TRUTH, q0_a=1.0, q0_bc=1.0, q0_d=1.0, dim_c=18.0, eps_c=0.2, q0_c=1.0)
+    t = exact.unconstrained(values)
+    with numerics("float64"):
+        twice = exact.physical(jnp.asarray(np.where(np.array(EXACT_FREE) == "q0_a", t + np.log(4.0), t)))
+    assert float(twice["eps_a"]) == pytest.approx(2 * TRUTH["eps_a"], rel=1e-12)
+    with pytest.raises(ConfigError, match="Cauchy"):
+        exact.unconstrained(dict(values, q0_c=0.25, eps_c=0.6))
+    with pytest.raises(ConfigError, match="only with q0_a fixed"):
+        spec_for(CURVES, free=("span", "mu1", "q0_a"), fixed={"eps_a": 0.1})
+    with pytest.raises(ConfigError, match="Cauchy"):
+        spec_for(CURVES, free=("span", "mu1"), fixed={"eps_a": 0.6, "q0_a": 0.25})
+
+
+def test_a_parameter_pinned_at_its_bound_is_reported(clean_fit):
+    """``at_bound``: an initial cosine driven to ±1 (θ far out: tanh saturated) or a dimension driven
+    to 1 is listed; interior points list nothing; the summary warns about a pinned parameter."""
+    from bridge.report import summary_lines
+    from bridge.spec import EXACT_FREE
+
+    exact = spec_for(CURVES, free=EXACT_FREE)
+    theta = np.zeros(len(EXACT_FREE))
+    assert exact.at_bound(theta) == []
+    assert exact.at_bound(np.full(len(EXACT_FREE), 5.0)) == []  # κ = tanh(0.074): interior
+    pinned = theta.copy()
+    pinned[EXACT_FREE.index("eps_bc")] = -12.0  # κ = −tanh(81): −1 to float64
+    pinned[EXACT_FREE.index("dim_d")] = -20.0  # n = 1 + 2e-9
+    pinned[EXACT_FREE.index("mu1")] = -50.0  # μ₁ = e^θ has no bound a step cannot leave
+    assert exact.at_bound(pinned) == ["dim_d", "eps_bc"]
+    assert not [line for line in summary_lines(clean_fit) if "bound of its range" in line]
+    ident = dict(clean_fit.identifiability, at_bound=["eps_bc"])
+    lines = summary_lines(dataclasses.replace(clean_fit, identifiability=ident))
+    assert len([line for line in lines if line.strip().startswith("warning: eps_bc at the bound")]) == 1
 
 
 def test_initial_norms_q0_set_the_initial_state():
@@ -563,6 +627,8 @@ def test_cli_bad_input_exit_2(tmp_path, clean_curves, capsys):
         (["--search", "cmaes", "--cma-generations", "0"], "--cma-generations"),
         (["--cma-max-steps", "0"], "--cma-max-steps"),
         (["--searches", "0"], "--searches"),
+        (["--workers", "0"], "--workers"),
+        (["--free", "span,mu1", "--fix", "eps_a=0.6", "--fix", "q0_a=0.25"], "--fix"),
     ):
         assert main([str(log), "--out", str(tmp_path / "x"), *argv]) == 2
         err = capsys.readouterr().err.strip()
