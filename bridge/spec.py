@@ -179,21 +179,22 @@ class FitSpec:
                 "fix",
                 f"{name} must be a finite number >= {lower:g} (got {value})",
             )
-        for name, value in self.fixed:
-            if name in OVERLAP_NAMES and self.mentions(name):
-                q0 = self.q0_of(name)
-                require(
-                    q0 not in self.free,
-                    "fix",
-                    f"{name} can be fixed only with {q0} fixed too (|ε| < √q(0) must hold; free {name} "
-                    f"instead, or fix {q0})",
-                )
-                require(
-                    abs(value) < np.sqrt(self.value(q0)),
-                    "fix",
-                    f"{name} = {value} must be below √{q0} = {np.sqrt(self.value(q0)):.4g} in size "
-                    "(Cauchy–Schwarz)",
-                )
+        for name in OVERLAP_NAMES:  # a held ε (fixed, or its default) needs its q(0) held too
+            if name in self.free or (name == "eps_c" and not self.mentions(name)):
+                continue
+            q0, value = self.q0_of(name), self.value(name)
+            require(
+                q0 not in self.free,
+                "fix" if name in dict(self.fixed) else "free",
+                f"{name} is held at {value:.4g} while {q0} is free (|ε| < √q(0) must hold): free {name} "
+                f"as well, or fix {q0}",
+            )
+            require(
+                abs(value) < np.sqrt(self.value(q0)),
+                "fix",
+                f"{name} = {value} must be below √{q0} = {np.sqrt(self.value(q0)):.4g} in size "
+                "(Cauchy–Schwarz)",
+            )
         require(
             self.robust is None or (np.isfinite(self.robust) and self.robust > 0),
             "robust",

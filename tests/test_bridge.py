@@ -385,8 +385,10 @@ def test_every_point_of_the_exact_family_is_a_pair_of_real_vectors():
     assert float(twice["eps_a"]) == pytest.approx(2 * TRUTH["eps_a"], rel=1e-12)
     with pytest.raises(ConfigError, match="Cauchy"):
         exact.unconstrained(dict(values, q0_c=0.25, eps_c=0.6))
-    with pytest.raises(ConfigError, match="only with q0_a fixed"):
+    with pytest.raises(ConfigError, match="eps_a is held at 0.1 while q0_a is free"):
         spec_for(CURVES, free=("span", "mu1", "q0_a"), fixed={"eps_a": 0.1})
+    with pytest.raises(ConfigError, match="eps_d is held at 0.2236 while q0_d is free"):
+        spec_for(CURVES, free=("span", "mu1", "q0_d"))  # ε_d at its default
     with pytest.raises(ConfigError, match="Cauchy"):
         spec_for(CURVES, free=("span", "mu1"), fixed={"eps_a": 0.6, "q0_a": 0.25})
 
