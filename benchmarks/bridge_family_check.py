@@ -170,6 +170,9 @@ def staged_search(spec, spec_x, data, lm_steps: int, seed: int = 0) -> tuple[flo
             v = dict(end, **dict(zip((*Q0_NAMES, "q0_c"), map(float, q0))))
             v["dim_c"] = 1 + (end["dim_bc"] - 1) * float(np.exp(rng.uniform(-0.7, 0.7)))
             v["eps_c"] = float(np.clip(end["eps_bc"] * np.exp(rng.uniform(-0.7, 0.7)), -0.9, 0.9))
+            for name in OVERLAP_NAMES:  # the drawn q(0) bound each ε: |ε| < √q(0) (Cauchy–Schwarz)
+                bound = 0.999 * np.sqrt(v[spec_x.q0_of(name)])
+                v[name] = float(np.clip(v[name], -bound, bound))
             rows += [spec_x.unconstrained(dict(v, span=end["span"] * f)) for f in (0.6, 0.8, 1.0, 1.25, 1.6)]
     theta = jnp.asarray(np.stack(rows))
     screened = np.asarray(screen_costs(spec_x, solve, theta, *data))
